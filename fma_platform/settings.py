@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     def _absolute_state_dir(cls, value: Path) -> Path:
         return value if value.is_absolute() else (PROJECT_ROOT / value)
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``FMA_*`` variables, for the processes the platform starts."""
+        return {
+            f"FMA_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value not in ("", None)
+        }
+
     # Derived endpoints and paths ---------------------------------------------------------
     @property
     def mongo_url(self) -> str:

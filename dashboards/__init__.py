@@ -1,0 +1,1 @@
+"""The Streamlit app: the listeners' player and the analysts' dashboards."""

@@ -1,0 +1,1 @@
+"""Airflow-side glue: connections to settings, operators shared by the DAGs."""

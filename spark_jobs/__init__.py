@@ -1,0 +1,1 @@
+"""spark-submit entrypoints and the DataFrame functions they run."""

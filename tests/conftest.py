@@ -1,0 +1,116 @@
+"""Test harness: the real embedded servers on free ports, one Spark session per run.
+
+At collection time the whole test run is pointed at a private state folder and free
+ports through ``FMA_*`` variables, so nothing a test starts can touch a developer's
+running stack, and code that reads ``get_settings()`` sees the test endpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from infra.process import free_port
+
+_STATE = Path(tempfile.mkdtemp(prefix="fma-test-state-"))
+os.environ.update({
+    "FMA_STATE_DIR": str(_STATE),
+    "FMA_MONGO_PORT": str(free_port()),
+    "FMA_KAFKA_PORT": str(free_port()),
+    "FMA_AIRFLOW_PORT": str(free_port()),
+    "FMA_STREAMLIT_PORT": str(free_port()),
+    "FMA_SPARK_MASTER": "local[2]",
+    "FMA_SPARK_SHUFFLE_PARTITIONS": "2",
+})
+os.environ.pop("FMA_MONGO_URI", None)
+os.environ.pop("FMA_KAFKA_BOOTSTRAP_SERVERS", None)
+
+from fma_platform.settings import Settings, get_settings  # noqa: E402  (after the env is set)
+
+get_settings.cache_clear()
+# Airflow reads its configuration when first imported: point it at the test state now.
+from infra.services import airflow_env  # noqa: E402
+
+os.environ.update(airflow_env(get_settings()))
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """The test run's settings (private state folder, free ports)."""
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def mongo_server(settings):
+    """A real SecantusDB server for the whole test session."""
+    from infra import process
+    from infra.services import mongo_spec
+
+    spec = mongo_spec(settings)
+    process.start(spec)
+    yield settings
+    process.stop(spec)
+
+
+@pytest.fixture()
+def mongo_db(mongo_server):
+    """A fresh, uniquely named database on the session's server, dropped afterwards."""
+    from fma_platform.mongo import mongo_client
+
+    client = mongo_client(mongo_server)
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    yield client[name]
+    client.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(settings):
+    """A real Tansu broker (Kafka protocol) with the platform's topics created."""
+    from infra import process
+    from infra.services import create_topics, kafka_spec
+
+    spec = kafka_spec(settings)
+    process.start(spec)
+    create_topics(settings)
+    yield settings
+    process.stop(spec)
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    """The one SparkSession of the test run (local[2], 2 shuffle partitions)."""
+    from spark_jobs.session import spark_session
+
+    session = spark_session("fma-tests", settings=settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_db(settings):
+    """A migrated Airflow metadata database (SQLite under the test state folder)."""
+    from infra.services import migrate_airflow_db
+
+    migrate_airflow_db(settings)
+    return settings.airflow_home / "airflow.db"
+
+
+@pytest.fixture()
+def unique_topic(kafka_broker):
+    """Create and name a fresh topic with 3 partitions for one test."""
+    from fma_platform.kafka import ensure_topics
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_broker, {name: 3})
+    return name
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the private state folder (servers were stopped by their fixtures)."""
+    import shutil
+
+    shutil.rmtree(_STATE, ignore_errors=True)

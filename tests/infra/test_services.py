@@ -1,0 +1,103 @@
+"""Each embedded service starts and answers a real round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from fma_platform.kafka import topic_partitions
+from infra.services import spark_env
+from fma_platform.settings import PROJECT_ROOT
+
+
+def test_mongo_insert_and_find(mongo_db):
+    tracks = mongo_db["tracks"]
+    tracks.insert_many([{"track_id": tid, "title": f"t{tid}", "genre_top": "Rock"} for tid in range(2, 52)])
+    tracks.create_index("track_id", unique=True)
+
+    assert tracks.count_documents({"genre_top": "Rock"}) == 50
+    assert tracks.find_one({"track_id": 7}, {"_id": 0}) == {"track_id": 7, "title": "t7", "genre_top": "Rock"}
+    by_genre = list(tracks.aggregate([{"$group": {"_id": "$genre_top", "n": {"$sum": 1}}}]))
+    assert by_genre == [{"_id": "Rock", "n": 50}]
+
+
+def test_mongo_data_survives_a_server_restart(settings, mongo_server):
+    from fma_platform.mongo import mongo_client
+    from infra import process
+    from infra.services import mongo_spec
+
+    db = mongo_client(settings)["restart_check"]
+    db.items.replace_one({"_id": 1}, {"_id": 1, "kept": True}, upsert=True)
+    spec = mongo_spec(settings)
+    assert process.stop(spec)
+    process.start(spec)
+    assert db.items.find_one({"_id": 1}) == {"_id": 1, "kept": True}
+
+
+def test_platform_topic_has_configured_partitions(kafka_broker):
+    assert topic_partitions(kafka_broker, kafka_broker.kafka_events_topic) == kafka_broker.kafka_events_partitions
+
+
+def test_kafka_produce_and_consume_with_explicit_assignment(kafka_broker, unique_topic):
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.kafka_bootstrap, acks="all")
+    sent = {}
+    for i in range(30):
+        key = f"user-{i % 5}".encode()
+        metadata = producer.send(unique_topic, key=key, value=json.dumps({"i": i}).encode()).get(timeout=10)
+        sent.setdefault(metadata.partition, []).append(i)
+    producer.close()
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.kafka_bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(unique_topic, p) for p in range(3)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    received: dict[int, list[int]] = {}
+    deadline = time.monotonic() + 20
+    while sum(map(len, received.values())) < 30 and time.monotonic() < deadline:
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            received.setdefault(tp.partition, []).extend(json.loads(r.value)["i"] for r in records)
+    consumer.close()
+
+    assert received == sent  # every message, each partition in produce order
+
+
+def test_shared_spark_session_runs_a_job(spark):
+    from spark_jobs.check_spark import residue_counts
+
+    rows = residue_counts(spark.range(1000), modulus=7).collect()
+    assert [r["residue"] for r in rows] == list(range(7))
+    assert sum(r["count"] for r in rows) == 1000
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
+
+
+@pytest.mark.slow
+def test_spark_submit_runs_an_entrypoint(settings):
+    env = {**os.environ, **spark_env(settings)}
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "spark-submit"), "--master", "local[1]",
+         str(PROJECT_ROOT / "spark_jobs" / "check_spark.py"), "--rows", "5000", "--modulus", "5"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["rows"] == 5000 and report["residues"] == 5
+    assert report["master"] == "local[1]"  # spark-submit's --master wins over the settings
+
+
+def test_health_reports_a_missing_topic_and_a_down_database(kafka_broker):
+    from fma_platform.health import ServiceUnavailableError, kafka_health, mongo_health
+    from infra.process import free_port
+
+    healthy = kafka_health(kafka_broker)
+    assert healthy["topics"] == {kafka_broker.kafka_events_topic: kafka_broker.kafka_events_partitions}
+    with pytest.raises(ServiceUnavailableError, match="no-such-topic"):
+        kafka_health(kafka_broker.model_copy(update={"kafka_events_topic": "no-such-topic"}))
+    down = kafka_broker.model_copy(update={"mongo_port": free_port(), "mongo_uri": ""})
+    with pytest.raises(ServiceUnavailableError, match="did not answer"):
+        mongo_health(down)
