@@ -170,7 +170,7 @@ def merge_chunks(out_dir: Path) -> tuple[Path, Path]:
     chunk_files = sorted((out_dir / CHUNKS_DIRNAME).glob("chunk-*.parquet"))
     columns = feature_columns()
     flat = [flat_feature_name(c) for c in columns]
-    frames = [pd.read_parquet(p) for p in chunk_files]
+    frames = [f for f in map(pd.read_parquet, chunk_files) if not f.empty]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["track_id", *flat])
     features = rows.set_index("track_id")[flat].sort_index()
     features.columns = pd.MultiIndex.from_tuples(columns, names=FEATURES_HEADER_NAMES)

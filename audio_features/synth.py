@@ -27,6 +27,7 @@ import numpy as np
 from scipy import signal
 
 SAMPLE_RATE = 44_100
+PEAK_CEILING = 0.8  # about -2 dBFS: MP3 decoding overshoots sharp peaks (seen +15%)
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 SCALES: dict[str, tuple[int, ...]] = {
@@ -597,6 +598,8 @@ def speech_track(ctx: ClipContext, *, f0: float, rate: float, pause: float,
                 sixteenth = ctx.beat / 4
                 pos = int(math.ceil(pos / sixteenth) * sixteenth)
                 length = int(sixteenth * ctx.pick((1, 1, 2, 2, 3)))
+                if pos >= ctx.n:
+                    break
             burst = syllable(ctx, f0=pitch, length=max(length, 800), vowel=ctx.pick(vowels),
                              consonant=ctx.chance(0.6))
             end = min(ctx.n, pos + burst.size)
@@ -667,12 +670,13 @@ def mix(*layers: tuple[np.ndarray, float]) -> np.ndarray:
 
 
 def master(x: np.ndarray, ctx: ClipContext, *, rms_db: float) -> np.ndarray:
-    """Remove rumble, set loudness, soft-limit peaks and fade the ends (no clicks)."""
+    """Remove rumble, set loudness, soft-limit peaks, keep headroom and fade the ends."""
     x = highpass(x, 30.0, ctx.sr)
     rms = float(np.sqrt(np.mean(np.square(x))))
     if rms < 1e-9:
         raise SynthError("synthesised clip is silent")
     x = np.tanh(x * (10 ** (rms_db / 20) / rms))
+    x *= min(1.0, PEAK_CEILING / float(np.max(np.abs(x))))  # headroom for MP3 overshoot
     fade = min(x.size // 4, int(0.01 * ctx.sr))
     x[:fade] *= np.linspace(0, 1, fade)
     x[x.size - fade:] *= np.linspace(1, 0, fade)
@@ -776,8 +780,12 @@ def _render_hiphop(ctx: ClipContext) -> np.ndarray:
 def _render_classical(ctx: ClipContext) -> np.ndarray:
     """No percussion: bowed strings (vibrato, slow attack), cello line, hall, slow dynamics."""
     major = SCALES[ctx.scale] == SCALES["major"]
-    prog = ctx.pick((((0, "maj"), (5, "maj"), (7, "maj"), (0, "maj")), ((0, "maj"), (9, "min"), (2, "min"), (7, "dom7")))
-                    if major else (((0, "min"), (5, "min"), (7, "maj"), (0, "min")), ((0, "min"), (8, "maj"), (5, "min"), (7, "dom7"))))
+    if major:
+        prog = ctx.pick((((0, "maj"), (5, "maj"), (7, "maj"), (0, "maj")),
+                         ((0, "maj"), (9, "min"), (2, "min"), (7, "dom7"))))
+    else:
+        prog = ctx.pick((((0, "min"), (5, "min"), (7, "maj"), (0, "min")),
+                         ((0, "min"), (8, "maj"), (5, "min"), (7, "dom7"))))
     strings = harmonic_amps("saw", 12)
     violins = pad_voice(strings, ctx.sr, attack=ctx.uniform(0.15, 0.4), release=0.3, vibrato_hz=5.5,
                         vibrato_depth=0.004, detune=0.003)
@@ -814,7 +822,8 @@ def _render_jazz(ctx: ClipContext) -> np.ndarray:
         ("x.....x.....", kick(ctx.sr, f_start=110, f_end=60, decay=0.1, click=0.1, rng=r), 0.25),
     ))
     bass = render_notes(walking_bass(ctx, prog, low=31), pluck_voice(ctx.sr, r, damping=0.995, brightness=0.3), ctx.n)
-    comp_voice = ctx.pick((piano_voice(ctx.sr, brightness=0.5, decay=0.7), fm_voice(ctx.sr, ratio=1.0, index=1.2, decay=0.6)))
+    comp_voice = ctx.pick((piano_voice(ctx.sr, brightness=0.5, decay=0.7),
+                           fm_voice(ctx.sr, ratio=1.0, index=1.2, decay=0.6)))
     comp = render_notes(chord_notes(ctx, prog, ctx.pick(("x....x......", "...x.....x..", "x.......x...")),
                                     low=52, length_beats=0.9, velocity=0.5), comp_voice, ctx.n)
     layers = [(drums, 0.8), (lowpass(bass, 1500, ctx.sr), 0.8), (comp, 0.55)]
@@ -846,7 +855,8 @@ def _render_folk(ctx: ClipContext) -> np.ndarray:
                                         vibrato_hz=6.0, vibrato_depth=0.006), ctx.n)
         layers.append((bandpass(fiddle, 400, 4000, ctx.sr), 0.35))
     if ctx.chance(0.4):
-        layers.append((drum_track(ctx, (("x...x...x...x...", membrane(ctx.sr, freq=70, decay=0.08, slap=0.2, rng=r), 1.0),)), 0.3))
+        stomp = membrane(ctx.sr, freq=70, decay=0.08, slap=0.2, rng=r)
+        layers.append((drum_track(ctx, (("x...x...x...x...", stomp, 1.0),)), 0.3))
     return master(reverb(mix(*layers), ctx, seconds=0.6, wet=0.2), ctx, rms_db=ctx.uniform(-20, -16))
 
 
@@ -887,7 +897,8 @@ def _render_pop(ctx: ClipContext) -> np.ndarray:
     drums = drum_track(ctx, (
         (ctx.pick(("x.......x.x.....", "x...x...x...x...", "x.....x.x.......")),
          kick(ctx.sr, f_start=150, f_end=52, decay=0.14, click=0.3, rng=r), 1.0),
-        ("....x.......x...", ctx.pick((clap(ctx.sr, rng=r), snare(ctx.sr, tone_hz=210, noise_mix=0.6, decay=0.12, rng=r))), 0.8),
+        ("....x.......x...",
+         ctx.pick((clap(ctx.sr, rng=r), snare(ctx.sr, tone_hz=210, noise_mix=0.6, decay=0.12, rng=r))), 0.8),
         ("x.x.x.x.x.x.x.x.", hat(ctx.sr, decay=0.035, rng=r), 0.3),
     ))
     keys_voice = ctx.pick((piano_voice(ctx.sr, brightness=0.9, decay=1.0),
@@ -933,7 +944,8 @@ def _render_country(ctx: ClipContext) -> np.ndarray:
     r = ctx.rng
     drums = drum_track(ctx, (
         ("x.......x.......", kick(ctx.sr, f_start=110, f_end=60, decay=0.09, click=0.1, rng=r), 0.6),
-        (ctx.pick(("....x.......x...", "oxoxXxoxoxoxXxox")), snare(ctx.sr, tone_hz=220, noise_mix=0.85, decay=0.07, rng=r), 0.45),
+        (ctx.pick(("....x.......x...", "oxoxXxoxoxoxXxox")),
+         snare(ctx.sr, tone_hz=220, noise_mix=0.85, decay=0.07, rng=r), 0.45),
     ))
     bass = render_notes(bass_notes(ctx, prog, "x.......x.......", low=36, figure=(0, 7), length_beats=1.0),
                         pluck_voice(ctx.sr, r, damping=0.995, brightness=0.3), ctx.n)
@@ -999,7 +1011,8 @@ def _render_international(ctx: ClipContext) -> np.ndarray:
 
 def _render_old_time(ctx: ClipContext) -> np.ndarray:
     """Ragtime oom-pah piano through a gramophone: narrow band, hiss and crackle."""
-    prog = ctx.pick((((0, "maj"), (9, "dom7"), (2, "dom7"), (7, "dom7")), ((0, "maj"), (0, "maj"), (7, "dom7"), (0, "maj")),
+    prog = ctx.pick((((0, "maj"), (9, "dom7"), (2, "dom7"), (7, "dom7")),
+                     ((0, "maj"), (0, "maj"), (7, "dom7"), (0, "maj")),
                      ((0, "maj"), (5, "maj"), (7, "dom7"), (0, "maj"))))
     piano = piano_voice(ctx.sr, brightness=0.6, decay=0.8)
     oom = render_notes(bass_notes(ctx, prog, "x.......x.......", low=36, figure=(0, 7), length_beats=0.9), piano, ctx.n)

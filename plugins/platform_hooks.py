@@ -31,3 +31,13 @@ def platform_settings(*, mongo_conn_id: str = MONGO_CONN_ID, kafka_conn_id: str 
         "mongo_db": mongo.connection.schema or base.mongo_db,
         "kafka_bootstrap_servers": kafka.get("bootstrap.servers", base.kafka_bootstrap),
     })
+
+
+def _track_features_asset():
+    from airflow.sdk import Asset
+
+    return Asset(name="fma_track_features", uri="fma://mongodb/track_features")
+
+
+# The asset the ETL DAG publishes and the training DAG is scheduled on.
+TRACK_FEATURES_ASSET = _track_features_asset()

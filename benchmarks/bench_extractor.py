@@ -1,0 +1,101 @@
+"""Per-core throughput of our extractor vs FMA's plain definition, on the same clips.
+
+    .venv/bin/python benchmarks/bench_extractor.py [--clips 6] [--repeats 2] [--audio-dir DIR]
+
+One process, BLAS limited to one thread (one core, as one extraction worker). Both
+implementations are warmed first (numba JIT), then each clip is timed in turn for
+both, so machine noise hits them alike. Prints tracks/second/core, the ratio, the
+largest parity error, and projected wall time for fma_large on 2 and 16 cores.
+Our timing includes the extras (tempo, duration, rate) the reference does not compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.audio_features.reference_fma
+
+
+def make_clips(out_dir: Path, *, n_clips: int, seconds: float = 30.0, sr: int = 44100) -> list[Path]:
+    """Realistic-ish 30 s stereo MP3s: chord progression, bass, drums, noise."""
+    import soundfile as sf
+
+    paths = []
+    t = np.arange(int(seconds * sr)) / sr
+    for i in range(n_clips):
+        rng = np.random.default_rng(i)
+        bpm = rng.uniform(80, 160)
+        beat = 60.0 / bpm
+        root = 110.0 * 2 ** (rng.integers(0, 12) / 12)
+        chord_index = (t // (4 * beat)).astype(int) % 4
+        y = np.zeros_like(t)
+        for step, ratio in enumerate((1.0, 4 / 3, 3 / 2, 9 / 8)):
+            on = chord_index == step
+            for interval in (1.0, 1.26, 1.5, 2.0):
+                y += on * 0.08 * np.sin(2 * np.pi * root * ratio * interval * t + rng.uniform(0, 6))
+        phase = np.mod(t, beat)
+        y += 0.6 * np.exp(-phase * 25) * np.sin(2 * np.pi * 55 * phase)
+        off = np.mod(t + beat / 2, beat)
+        y += 0.25 * np.exp(-off * 35) * rng.standard_normal(t.size)
+        y += 0.02 * rng.standard_normal(t.size)
+        stereo = np.stack([y, np.roll(y, 60)], axis=1) / np.max(np.abs(y)) * 0.8
+        path = out_dir / f"clip-{i:02d}.mp3"
+        sf.write(path, stereo.astype(np.float32), sr, format="MP3")
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--audio-dir", type=Path, help="existing clips (*.mp3, searched recursively)")
+    parser.add_argument("--clips", type=int, default=6, help="clips to generate (default 6)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed passes over the clips")
+    args = parser.parse_args(argv)
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    from audio_features.features import extract_features
+    from audio_features.fma_schema import FMA_LARGE_TRACKS
+    from tests.audio_features.reference_fma import reference_features
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = sorted(args.audio_dir.rglob("*.mp3")) if args.audio_dir else make_clips(Path(tmp), n_clips=args.clips)
+        if not clips:
+            parser.error(f"no .mp3 clips under {args.audio_dir}")
+        extract_features(clips[0])  # warm: numba JIT, CQT bank
+        reference_features(clips[0])
+        ours_s = ref_s = 0.0
+        worst = 0.0
+        for _ in range(args.repeats):
+            for clip in clips:
+                start = time.perf_counter()
+                ours = extract_features(clip).values
+                ours_s += time.perf_counter() - start
+                start = time.perf_counter()
+                ref = reference_features(clip).to_numpy()
+                ref_s += time.perf_counter() - start
+                finite = np.isfinite(ref)
+                scale = np.maximum(np.abs(ref[finite]), 1e-3)
+                worst = max(worst, float(np.max(np.abs(ours[finite] - ref[finite]) / scale)))
+    n = len(clips) * args.repeats
+    ours_rate, ref_rate = n / ours_s, n / ref_s
+    print(f"clips: {len(clips)} x {args.repeats} passes, one core")
+    print(f"ours      : {ours_rate:6.2f} tracks/s/core ({ours_s / n * 1000:.0f} ms/track, incl. tempo)")
+    print(f"reference : {ref_rate:6.2f} tracks/s/core ({ref_s / n * 1000:.0f} ms/track)")
+    print(f"speedup   : {ours_rate / ref_rate:.2f}x   worst parity error: {worst:.1e} (relative, |ref| >= 1e-3)")
+    for cores in (2, 16):
+        hours_ours = FMA_LARGE_TRACKS / (ours_rate * cores) / 3600
+        hours_ref = FMA_LARGE_TRACKS / (ref_rate * cores) / 3600
+        print(f"fma_large ({FMA_LARGE_TRACKS:,} clips) on {cores:2d} cores: ours {hours_ours:5.2f} h, reference {hours_ref:5.2f} h")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

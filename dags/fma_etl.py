@@ -1,0 +1,125 @@
+"""FMA ETL: acquire -> catalog -> extract (mapped chunks) -> validate (GX) -> transform
+(Spark) -> load (MongoDB) -> publish the ``fma_track_features`` asset.
+
+Every step is a function of ``pipeline.etl``; this file only wires them. Re-running the
+DAG (or retrying any task) leaves the same documents: all writes are upserts on natural
+keys and extracted chunks are reused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Param, dag, get_current_context, task
+
+from fma_platform.settings import PROJECT_ROOT
+from plugins.platform_hooks import SPARK_CONN_ID, TRACK_FEATURES_ASSET
+
+PARAMS = {
+    "dataset": Param("sample", enum=["sample", "small", "medium", "large", "local"],
+                     description="sample = generated synthetic FMA-shaped data; small/medium/large = real FMA"),
+    "metadata_dir": Param("", type="string", description="fma_metadata folder (local dataset, or override)"),
+    "audio_dir": Param("", type="string", description="audio folder in FMA layout (local dataset, or override)"),
+    "chunk_size": Param(50, type="integer", minimum=1, description="tracks per extraction task"),
+    "workers": Param(1, type="integer", minimum=1, description="processes per extraction task"),
+    "max_failure_fraction": Param(0.1, type="number", minimum=0, maximum=1,
+                                  description="share of tracks allowed to fail before the DAG fails"),
+    "sample_tracks": Param(0, type="integer", minimum=0, description="sample size (0: from settings)"),
+    "sample_seed": Param(0, type="integer", minimum=0, description="sample seed (0: from settings)"),
+    "pca_components": Param(32, type="integer", minimum=2, description="embedding dimensions"),
+}
+
+
+def _run() -> tuple[str, datetime]:
+    context = get_current_context()
+    return context["run_id"], context["dag_run"].start_date or context["logical_date"]
+
+
+@dag(
+    dag_id="fma_etl",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params=PARAMS,
+    tags=["etl", "fma"],
+    max_active_runs=1,
+    max_active_tasks=2,
+    render_template_as_native_obj=True,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=15)},
+    doc_md=__doc__,
+)
+def fma_etl():
+    from plugins.platform_hooks import platform_settings
+
+    @task
+    def acquire(params: dict | None = None) -> dict:
+        from pipeline import etl
+
+        run_id, started = _run()
+        return etl.acquire(dict(params), settings=platform_settings(), run_id=run_id, started_at=started)
+
+    @task
+    def catalog(acquired: dict) -> dict:
+        from pipeline import etl
+
+        run_id, started = _run()
+        return etl.catalog(acquired["dataset"], settings=platform_settings(), run_id=run_id, recorded_at=started)
+
+    @task
+    def plan_chunks(acquired: dict, catalogued: dict, params: dict | None = None) -> dict:
+        from pipeline import etl
+
+        return etl.plan_chunks(acquired["dataset"], catalogued["track_ids"], settings=platform_settings(),
+                               chunk_size=int(params["chunk_size"]))
+
+    @task
+    def chunks_of(plan: dict) -> list[dict]:
+        return plan["chunks"]
+
+    @task(max_active_tis_per_dagrun=1, retries=3)
+    def extract_chunk(chunk: dict, params: dict | None = None) -> dict:
+        from pipeline import etl
+
+        run_id, _ = _run()
+        return etl.extract_chunk(chunk, settings=platform_settings(), run_id=run_id, workers=int(params["workers"]))
+
+    @task(trigger_rule="all_done")
+    def validate(plan: dict, catalogued: dict, extracted: list[dict], params: dict | None = None) -> dict:
+        from pipeline import etl
+
+        run_id, started = _run()
+        return etl.validate(plan, len(catalogued["track_ids"]), settings=platform_settings(), run_id=run_id,
+                            max_failure_fraction=float(params["max_failure_fraction"]), validated_at=started)
+
+    @task
+    def plan_transform(plan: dict, params: dict | None = None) -> dict:
+        from pipeline import etl
+
+        return etl.transform_plan(plan, settings=platform_settings(), k=int(params["pca_components"]))
+
+    transform = SparkSubmitOperator(
+        task_id="transform",
+        conn_id=SPARK_CONN_ID,
+        application=str(PROJECT_ROOT / "spark_jobs" / "transform_features.py"),
+        application_args="{{ ti.xcom_pull(task_ids='plan_transform')['args'] }}",
+        name="fma-transform-features",
+    )
+
+    @task(outlets=[TRACK_FEATURES_ASSET])
+    def load(plan: dict, transform_args: dict) -> dict:
+        from pipeline import etl
+
+        run_id, started = _run()
+        return etl.load(plan, transform_args, settings=platform_settings(), run_id=run_id, loaded_at=started)
+
+    acquired = acquire()
+    catalogued = catalog(acquired)
+    plan = plan_chunks(acquired, catalogued)
+    extracted = extract_chunk.expand(chunk=chunks_of(plan))
+    validated = validate(plan, catalogued, extracted)
+    transform_args = plan_transform(plan)
+    validated >> transform_args >> transform >> load(plan, transform_args)
+
+
+fma_etl()

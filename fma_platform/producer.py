@@ -1,0 +1,287 @@
+"""The one Kafka producer wrapper: validated listening events, never a blocked caller.
+
+``EventProducer.send`` validates an event (``InvalidEventError`` to the caller, nothing
+reaches Kafka) and puts its bytes in a bounded in-memory outbox; it never waits for the
+broker. One background thread owns the ``KafkaProducer``: it connects (bounded time),
+hands the outbox over in order, keyed by ``user_id``, with ``acks="all"``, idempotence
+and kafka-python's retries within ``delivery_timeout_s``, and waits for each round's
+acknowledgements. Events whose delivery fails go back to the head of the outbox and are
+sent again once the broker answers (after a backoff, or at once on ``flush``). While the
+broker is down the outbox keeps at most ``max_buffered`` events and drops the oldest.
+
+Delivery is at least once: when a broker fails mid-round, an event it did store may be
+sent again. Consumers deduplicate on ``event_id`` (``to_document`` uses it as ``_id``).
+The outbox lives in memory only: events still buffered when the process ends are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from fma_platform.events import ListeningEvent, encode_event, event_key, validate_event
+from fma_platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ProducerState(StrEnum):
+    CONNECTED = "connected"  # the broker took the last round (or the connection just opened)
+    BUFFERING = "buffering"  # the broker could not be reached: events wait in memory
+    CLOSED = "closed"
+
+
+class ProducerClosedError(RuntimeError):
+    """``send`` was called after ``close``."""
+
+
+@dataclass(frozen=True)
+class ProducerStatus:
+    """A snapshot of the producer for health pages and logs."""
+
+    state: ProducerState
+    buffered: int  # accepted, not yet acknowledged by the broker (includes in flight)
+    dropped: int  # oldest events discarded because the outbox was full
+    sent: int  # acknowledged by the broker
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class _Record:
+    key: bytes
+    value: bytes
+
+
+class EventProducer:
+    """Publish listening events to the events topic of ``settings``; thread-safe.
+
+    Parameters
+    ----------
+    settings : Settings
+        Gives ``kafka_bootstrap`` and ``kafka_events_topic``.
+    topic : str, optional
+        Another topic than the settings' events topic (tests, replays).
+    max_buffered : int
+        Most events held in memory (not yet acknowledged); beyond it the oldest are dropped.
+    connect_timeout_s : float
+        Bound of one connection attempt and of a metadata wait; the constructor waits at
+        most about this long for the first attempt.
+    retry_backoff_s : float
+        Pause between attempts while the broker is unreachable (``flush`` skips it).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        topic: str | None = None,
+        max_buffered: int = 10_000,
+        linger_ms: int = 5,
+        batch_size: int = 16_384,
+        connect_timeout_s: float = 2.0,
+        request_timeout_s: float = 5.0,
+        delivery_timeout_s: float = 15.0,
+        retry_backoff_s: float = 1.0,
+        max_round_events: int = 1_000,
+        client_id: str = "fma-event-producer",
+    ) -> None:
+        if max_buffered < 1:
+            raise ValueError(f"max_buffered must be at least 1, got {max_buffered}")
+        self.topic = topic or settings.kafka_events_topic
+        self._max_buffered = max_buffered
+        self._max_round_events = max_round_events
+        self._retry_backoff_s = retry_backoff_s
+        self._flush_wait_s = delivery_timeout_s + request_timeout_s
+        self._kafka_config = {
+            "bootstrap_servers": [server.strip() for server in settings.kafka_bootstrap.split(",")],
+            "client_id": client_id,
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": linger_ms,
+            "batch_size": batch_size,
+            "request_timeout_ms": int(request_timeout_s * 1000),
+            "delivery_timeout_ms": int(delivery_timeout_s * 1000),
+            "bootstrap_timeout_ms": int(connect_timeout_s * 1000),
+            "max_block_ms": int(connect_timeout_s * 1000),
+            "reconnect_backoff_max_ms": 1000,
+            # Topics are created by the platform (fma_platform.kafka.ensure_topics) with
+            # their partition count; an auto-created one would have the broker's default.
+            "allow_auto_create_topics": False,
+        }
+
+        self._lock = threading.Condition()
+        self._outbox: deque[_Record] = deque()
+        self._in_flight = 0
+        self._sent = 0
+        self._dropped = 0
+        self._state = ProducerState.BUFFERING
+        self._last_error: str | None = None
+        self._retry_at = 0.0
+        self._retry_now = False
+        self._closing = False
+        self._closed = False
+        self._kafka: KafkaProducer | None = None  # touched by the worker thread only
+
+        self._first_attempt = threading.Event()
+        self._worker = threading.Thread(target=self._run, name=f"{client_id}-sender", daemon=True)
+        self._worker.start()
+        self._first_attempt.wait(connect_timeout_s + 0.5)
+
+    # --- public API ----------------------------------------------------------------------
+    def send(self, event: ListeningEvent) -> None:
+        """Validate ``event`` and queue it for delivery; returns at once.
+
+        Raises ``InvalidEventError`` for an event that breaks the contract (nothing is
+        queued) and ``ProducerClosedError`` after ``close``.
+        """
+        event = validate_event(event)
+        record = _Record(key=event_key(event), value=encode_event(event))
+        with self._lock:
+            if self._closing:
+                raise ProducerClosedError(f"producer for topic {self.topic!r} is closed")
+            self._outbox.append(record)
+            self._trim_outbox()
+            self._lock.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Try to deliver everything buffered now; True when nothing is left unacknowledged."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._retry_now = True
+            self._lock.notify_all()
+            while self._outbox or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    return False
+                self._lock.wait(remaining)
+        return True
+
+    def status(self) -> ProducerStatus:
+        with self._lock:
+            return ProducerStatus(
+                state=self._state,
+                buffered=len(self._outbox) + self._in_flight,
+                dropped=self._dropped,
+                sent=self._sent,
+                last_error=self._last_error,
+            )
+
+    def close(self, timeout: float = 5.0) -> int:
+        """Deliver what is possible within ``timeout``, stop; return the events left behind."""
+        if self._closed:
+            return self.status().buffered
+        delivered = self.flush(timeout)
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        self._worker.join(self._flush_wait_s + 5.0)
+        with self._lock:
+            self._closed = True
+            self._state = ProducerState.CLOSED
+            left = len(self._outbox) + self._in_flight
+        if not delivered and left:
+            log.warning("producer for %s closed with %d undelivered events (last error: %s)",
+                        self.topic, left, self._last_error)
+        return left
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- worker thread -------------------------------------------------------------------
+    def _trim_outbox(self) -> None:
+        """Drop the oldest queued events beyond the bound (lock held)."""
+        while self._outbox and len(self._outbox) + self._in_flight > self._max_buffered:
+            self._outbox.popleft()
+            self._dropped += 1
+
+    def _run(self) -> None:
+        self._connect()
+        self._first_attempt.set()
+        while True:
+            round_records = self._next_round()
+            if round_records is None:
+                break
+            if self._kafka is None and not self._connect():
+                self._finish_round(round_records, delivered=[False] * len(round_records))
+                continue
+            self._finish_round(round_records, delivered=self._deliver(round_records))
+        self._disconnect(timeout=0)
+
+    def _next_round(self) -> list[_Record] | None:
+        """Wait until there is something to send and the broker may answer; None on close."""
+        with self._lock:
+            while True:
+                if self._closing:
+                    return None
+                due = self._retry_now or time.monotonic() >= self._retry_at
+                if self._outbox and due:
+                    break
+                self._lock.wait(None if due else max(self._retry_at - time.monotonic(), 0.01))
+            self._retry_now = False
+            count = min(len(self._outbox), self._max_round_events)
+            round_records = [self._outbox.popleft() for _ in range(count)]
+            self._in_flight = count
+            return round_records
+
+    def _connect(self) -> bool:
+        try:
+            self._kafka = KafkaProducer(**self._kafka_config)
+        except KafkaError as exc:
+            self._record_failure(f"cannot reach Kafka at {self._kafka_config['bootstrap_servers']}: {exc}")
+            return False
+        with self._lock:
+            self._state = ProducerState.CONNECTED
+        return True
+
+    def _disconnect(self, *, timeout: float) -> None:
+        if self._kafka is not None:
+            self._kafka.close(timeout=timeout)
+            self._kafka = None
+
+    def _deliver(self, round_records: list[_Record]) -> list[bool]:
+        """Send one round in order and wait for its acknowledgements: delivered or not, per record."""
+        futures = []
+        error: str | None = None
+        try:
+            for record in round_records:
+                futures.append(self._kafka.send(self.topic, key=record.key, value=record.value))
+            self._kafka.flush(timeout=self._flush_wait_s)
+        except KafkaError as exc:
+            error = f"sending to {self.topic!r} failed: {exc}"
+        delivered = [future.is_done and future.succeeded() for future in futures]
+        delivered += [False] * (len(round_records) - len(futures))
+        if not all(delivered):
+            failure = next((f.exception for f in futures if f.is_done and f.failed()), None)
+            self._record_failure(error or f"delivery to {self.topic!r} failed: {failure}")
+            # A fresh connection after a failure: a restarted broker forgets producer ids.
+            self._disconnect(timeout=0)
+        return delivered
+
+    def _finish_round(self, round_records: list[_Record], *, delivered: list[bool]) -> None:
+        """Count the delivered records; put the others back at the head, in order."""
+        with self._lock:
+            failed = [record for record, ok in zip(round_records, delivered) if not ok]
+            self._sent += len(round_records) - len(failed)
+            self._in_flight = 0
+            self._outbox.extendleft(reversed(failed))
+            self._trim_outbox()
+            if not failed:
+                self._state = ProducerState.CONNECTED
+            self._lock.notify_all()
+
+    def _record_failure(self, message: str) -> None:
+        log.warning("event producer: %s; events stay buffered", message)
+        with self._lock:
+            self._state = ProducerState.BUFFERING
+            self._last_error = message
+            self._retry_at = time.monotonic() + self._retry_backoff_s

@@ -1,0 +1,245 @@
+"""The ETL DAG's steps as plain functions: each DAG task calls exactly one of them.
+
+Files of a run live under ``STATE/etl/<dataset>/<snapshot>/`` where the snapshot id is
+a hash of the catalog's track ids and the chunk size: a re-run over the same catalog
+finds its chunks already extracted and skips them; a changed catalog gets a new folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from fma_platform.contracts import Collection
+from fma_platform.mongo import platform_db
+from fma_platform.settings import Settings
+from pipeline.catalog import read_catalog, upsert_catalog
+from pipeline.datasets import Dataset, acquire_dataset, resolve_dataset
+from pipeline.load import (
+    check_tolerance,
+    ensure_load_indexes,
+    failures_by_reason,
+    feature_documents,
+    quarantine_documents,
+    record_run,
+    release_from_quarantine,
+    upsert_by,
+)
+
+
+def snapshot_dir(settings: Settings, dataset: str, snapshot_id: str) -> Path:
+    return settings.state_dir / "etl" / dataset / snapshot_id
+
+
+def snapshot_id_of(track_ids: list[int], *, chunk_size: int) -> str:
+    digest = hashlib.sha1(json.dumps([sorted(track_ids), chunk_size]).encode()).hexdigest()
+    return digest[:12]
+
+
+def _timed(db, run_id: str, stage: str, started: float) -> float:
+    seconds = round(time.monotonic() - started, 3)
+    record_run(db, run_id, {f"stage_seconds.{stage}": seconds})
+    return seconds
+
+
+# 1. acquire ------------------------------------------------------------------------------
+def acquire(params: dict, *, settings: Settings, run_id: str, started_at: datetime) -> dict:
+    """Resolve the dataset from the DAG params and make its files present."""
+    began = time.monotonic()
+    dataset = resolve_dataset(
+        params["dataset"], settings=settings,
+        metadata_dir=params.get("metadata_dir") or None, audio_dir=params.get("audio_dir") or None,
+    )
+    outcome = acquire_dataset(
+        dataset, settings=settings,
+        sample_tracks=int(params.get("sample_tracks") or settings.sample_tracks),
+        sample_seed=int(params.get("sample_seed") or settings.sample_seed),
+    )
+    db = platform_db(settings)
+    ensure_load_indexes(db)
+    record_run(db, run_id, {
+        "run_id": run_id, "dataset": dataset.name, "synthetic": dataset.synthetic,
+        "params": params, "started_at": started_at, "status": "running",
+    })
+    _timed(db, run_id, "acquire", began)
+    return {"dataset": dataset.to_params(), "acquired": outcome}
+
+
+# 2. catalog ------------------------------------------------------------------------------
+def catalog(dataset_params: dict, *, settings: Settings, run_id: str, recorded_at: datetime) -> dict:
+    """Upsert track metadata into ``tracks``; quarantine unreadable metadata rows."""
+    began = time.monotonic()
+    dataset = Dataset.from_params(dataset_params)
+    table = read_catalog(dataset)
+    db = platform_db(settings)
+    counts = upsert_catalog(db, table.documents)
+    bad_rows = [
+        {"track_id": p.track_id, "stage": "metadata", "reason": f"malformed_row: line {p.line}: {p.reason}"}
+        for p in table.problems
+    ]
+    upsert_by(db, Collection.QUARANTINE,
+              quarantine_documents(bad_rows, dataset=dataset.name, run_id=run_id, recorded_at=recorded_at),
+              keys=("dataset", "track_id", "stage"))
+    record_run(db, run_id, {"counts.catalog": len(table.documents), "counts.metadata_problems": len(bad_rows)})
+    _timed(db, run_id, "catalog", began)
+    return {"track_ids": table.track_ids, "upserts": counts, "metadata_problems": len(bad_rows)}
+
+
+# 3. plan + extract -----------------------------------------------------------------------
+def plan_chunks(dataset_params: dict, track_ids: list[int], *, settings: Settings, chunk_size: int) -> dict:
+    """Split the catalog into chunks; each becomes one mapped extraction task."""
+    from audio_features.extract import plan_chunks as split
+
+    dataset = Dataset.from_params(dataset_params)
+    snapshot = snapshot_id_of(track_ids, chunk_size=chunk_size)
+    out_dir = snapshot_dir(settings, dataset.name, snapshot)
+    chunks = [
+        {"index": i, "track_ids": ids, "out_dir": str(out_dir), "dataset": dataset_params}
+        for i, ids in enumerate(split(track_ids, chunk_size=chunk_size))
+    ]
+    return {"snapshot_id": snapshot, "out_dir": str(out_dir), "chunks": chunks}
+
+
+def extract_chunk(chunk: dict, *, settings: Settings, run_id: str, workers: int) -> dict:
+    """Extract one chunk's features (skipped when its file already exists)."""
+    from audio_features.extract import TrackJob, expected_clip_seconds
+    from audio_features.extract import extract_chunk as run_chunk
+    from audio_features.fma_schema import audio_path
+
+    dataset = Dataset.from_params(chunk["dataset"])
+    durations = _track_durations(settings, chunk["track_ids"])
+    jobs = [
+        TrackJob(t, audio_path(dataset.audio_dir, t), expected_clip_seconds(durations, t))
+        for t in chunk["track_ids"]
+    ]
+    began = time.monotonic()
+    result = run_chunk(chunk["index"], jobs, out_dir=Path(chunk["out_dir"]), workers=workers)
+    seconds = time.monotonic() - began
+    return {
+        "index": result.index, "path": str(result.path), "extracted": result.n_extracted,
+        "failed": result.n_failed, "skipped": result.skipped, "seconds": round(seconds, 2),
+        "tracks_per_second": round(len(jobs) / seconds, 2) if seconds > 0 and not result.skipped else None,
+    }
+
+
+def _track_durations(settings: Settings, track_ids: list[int]) -> dict[int, float]:
+    cursor = platform_db(settings)[Collection.TRACKS].find(
+        {"track_id": {"$in": track_ids}}, {"_id": 0, "track_id": 1, "duration": 1}
+    )
+    return {doc["track_id"]: float(doc["duration"]) for doc in cursor if doc.get("duration")}
+
+
+def read_extraction(out_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
+    """All chunks' feature rows and extraction failures of a snapshot."""
+    from audio_features.extract import CHUNKS_DIRNAME
+
+    chunk_dir = Path(out_dir) / CHUNKS_DIRNAME
+    frames = [pd.read_parquet(p) for p in sorted(chunk_dir.glob("chunk-*.parquet"))]
+    features = pd.concat([f for f in frames if not f.empty], ignore_index=True) if frames else pd.DataFrame()
+    failures = []
+    for path in sorted(chunk_dir.glob("chunk-*.failures.csv")):
+        for row in pd.read_csv(path).itertuples(index=False):
+            code, _, detail = str(row.reason).partition(":")
+            failures.append({"track_id": int(row.track_id), "stage": "extract", "reason": code.strip(),
+                             "detail": detail.strip() or None})
+    return features, failures
+
+
+# 4. validate -----------------------------------------------------------------------------
+def validate(plan: dict, catalog_count: int, *, settings: Settings, run_id: str, max_failure_fraction: float,
+             validated_at: datetime) -> dict:
+    """Tolerance check, then the Great Expectations gate on features and catalog."""
+    from pipeline.quality import record_quality, require_success, validate_catalog, validate_features
+
+    began = time.monotonic()
+    db = platform_db(settings)
+    features, failures = read_extraction(Path(plan["out_dir"]))
+    failures += unaccounted_tracks(_catalog_ids(settings, plan), features, failures)
+    record_run(db, run_id, {"counts.extracted": len(features), "counts.extract_failed": len(failures),
+                            "failures_by_reason": failures_by_reason(failures)})
+    check_tolerance(failed=failures, total=catalog_count, max_failure_fraction=max_failure_fraction)
+    gx_dir = settings.state_dir / "gx"
+    expected_ids = set(_catalog_ids(settings, plan)) - {f["track_id"] for f in failures}
+    feature_report = validate_features(features, expected_track_ids=expected_ids, context_dir=gx_dir)
+    catalog_frame = pd.DataFrame(list(db[Collection.TRACKS].find(
+        {"track_id": {"$in": _catalog_ids(settings, plan)}}, {"_id": 0, "search_terms": 0})))
+    catalog_report = validate_catalog(catalog_frame, context_dir=gx_dir)
+    summaries = []
+    for report in (feature_report, catalog_report):
+        record_quality(db, report, run_id=run_id, validated_at=validated_at)
+        summaries.append(report.to_document(run_id))
+    record_run(db, run_id, {"quality": {r.suite: r.success for r in (feature_report, catalog_report)}})
+    _timed(db, run_id, "validate", began)
+    for report in (feature_report, catalog_report):
+        require_success(report)
+    return {"suites": [s["suite"] for s in summaries], "success": True}
+
+
+def unaccounted_tracks(track_ids: list[int], features: pd.DataFrame, failures: list[dict]) -> list[dict]:
+    """Failure records for tracks with neither features nor a failure (a chunk that died)."""
+    seen = set(features["track_id"].astype(int)) if not features.empty else set()
+    seen |= {f["track_id"] for f in failures}
+    return [{"track_id": t, "stage": "extract", "reason": "not_extracted",
+             "detail": "its chunk task failed or never ran"} for t in track_ids if t not in seen]
+
+
+def _catalog_ids(settings: Settings, plan: dict) -> list[int]:
+    return [t for chunk in plan["chunks"] for t in chunk["track_ids"]]
+
+
+# 6. load ---------------------------------------------------------------------------------
+def load(plan: dict, transform: dict, *, settings: Settings, run_id: str, loaded_at: datetime) -> dict:
+    """Upsert features + embeddings, quarantine failures, close the run summary."""
+    began = time.monotonic()
+    db = platform_db(settings)
+    dataset = Dataset.from_params(plan["chunks"][0]["dataset"]) if plan["chunks"] else None
+    features, failures = read_extraction(Path(plan["out_dir"]))
+    failures += unaccounted_tracks(_catalog_ids(settings, plan), features, failures)
+    embeddings = pd.read_parquet(transform["embeddings_path"])
+    written = upsert_by(
+        db, Collection.TRACK_FEATURES,
+        feature_documents(features, embeddings, run_id=run_id, model_version=transform["model_version"],
+                          loaded_at=loaded_at),
+        keys=("track_id",),
+    )
+    name = dataset.name if dataset else "unknown"
+    released = release_from_quarantine(db, dataset=name, track_ids=features["track_id"].astype(int).tolist())
+    quarantined = upsert_by(db, Collection.QUARANTINE,
+                            quarantine_documents(failures, dataset=name, run_id=run_id, recorded_at=loaded_at),
+                            keys=("dataset", "track_id", "stage"))
+    seconds = _timed(db, run_id, "load", began)
+    record_run(db, run_id, {
+        "counts.loaded": written, "counts.quarantined": quarantined, "counts.released": released,
+        "model_version": transform["model_version"], "load_docs_per_second": round(written / max(seconds, 1e-6), 1),
+        "status": "success", "finished_at": loaded_at,
+    })
+    return {"loaded": written, "quarantined": quarantined, "model_version": transform["model_version"]}
+
+
+# 5. transform (arguments for the spark-submit task) --------------------------------------
+def transform_plan(plan: dict, *, settings: Settings, k: int) -> dict:
+    """Where the Spark transform reads and writes, and the model version it produces."""
+    from audio_features.extract import CHUNKS_DIRNAME
+
+    out_dir = Path(plan["out_dir"])
+    dataset = plan["chunks"][0]["dataset"]["name"] if plan["chunks"] else "empty"
+    version = f"{dataset}-{plan['snapshot_id']}-k{k}"
+    embeddings = out_dir / f"embeddings-k{k}.parquet"
+    model_dir = settings.models_dir / "feature_transform"
+    return {
+        "model_version": version,
+        "embeddings_path": str(embeddings),
+        "model_dir": str(model_dir),
+        "args": [
+            "--features", str(out_dir / CHUNKS_DIRNAME / "chunk-*.parquet"),
+            "--out", str(embeddings),
+            "--model-dir", str(model_dir),
+            "--version", version,
+            "--k", str(k),
+        ],
+    }

@@ -1,0 +1,466 @@
+"""Evaluation metrics of the recommenders: accuracy on a per-user holdout, and beyond it.
+
+Representation (pure functions)
+-------------------------------
+- ``recommendations``: ``{user_id: [track_id, ...]}``, each list ranked best first, no repeats.
+- ``relevant``: ``{user_id: {track_id, ...}}``, the user's held-out tracks.
+
+Conventions
+-----------
+- Only the first ``k`` items of a list count. A list shorter than ``k`` counts as padded
+  with irrelevant items: precision always divides by ``k``.
+- Accuracy metrics (precision, recall, NDCG, MAP, hit rate) average over the users with at
+  least one held-out item. Such a user without recommendations (absent or empty list)
+  scores 0; a user with recommendations but no held-out items is ignored.
+- NDCG@k: binary relevance, ``DCG = sum over hits at position p (1-based) of 1/log2(p+1)``,
+  divided by the ideal DCG of ``min(k, |relevant|)`` hits at the top.
+- MAP@k: ``AP@k = sum over hits at position p of precision@p, / min(k, |relevant|)``
+  (the usual recsys normalisation: a perfect top-k scores 1 even when ``|relevant| > k``).
+- Beyond-accuracy metrics (coverage, diversity, novelty) look at every list in
+  ``recommendations``, held-out items or not. Items they cannot score (no embedding, no
+  interactions) are skipped; :func:`count_unknown_items` counts them.
+- A mean over nothing is 0.0, never NaN; :func:`ranking_report` carries the counts
+  (``n_users`` ...) that tell "nobody to evaluate" from "everything wrong".
+- Bad input raises :class:`MetricInputError`: ``k < 1``, an item repeated in a list (the
+  error names the user), an item outside the catalogue, a zero vector under cosine.
+
+The Spark functions compute precision, recall, NDCG and MAP@k with the same conventions
+over DataFrames ``recommendations(user_id, track_id, rank)`` and ``holdout(user_id,
+track_id)``: a lower rank is better, positions follow the rank order (ties broken by track
+id), and a repeated ``(user, track)`` in the holdout counts once.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Collection, Hashable, Mapping, Sequence
+
+import numpy as np
+from pyspark.sql import Column, DataFrame, Window, functions as F
+from scipy.spatial.distance import pdist
+
+DEFAULT_USER_COL = "user_id"
+DEFAULT_ITEM_COL = "track_id"
+DEFAULT_RANK_COL = "rank"
+DEFAULT_K = 10
+DISTANCES = ("cosine", "euclidean")
+
+Recommendations = Mapping[Hashable, Sequence[Hashable]]
+Relevant = Mapping[Hashable, Collection[Hashable]]
+
+
+class MetricInputError(ValueError):
+    """Input a metric cannot be computed on; ``user`` names the offending list, if any."""
+
+    def __init__(self, message: str, *, user: Hashable | None = None):
+        super().__init__(message)
+        self.user = user
+
+
+# --- input checks -------------------------------------------------------------------------
+
+def _check_k(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise MetricInputError(f"k must be an integer >= 1, got {k!r}")
+
+
+def _top_k_lists(recommendations: Recommendations, k: int) -> dict[Hashable, list]:
+    """The first ``k`` items of every list, after checking that no list repeats an item."""
+    _check_k(k)
+    top_k = {}
+    for user, ranked in recommendations.items():
+        items = list(ranked)
+        if len(set(items)) != len(items):
+            seen: set = set()
+            repeated = next(item for item in items if item in seen or seen.add(item))
+            raise MetricInputError(f"user {user!r}: item {repeated!r} appears more than once", user=user)
+        top_k[user] = items[:k]
+    return top_k
+
+
+def _held_out(relevant: Relevant) -> dict[Hashable, set]:
+    """The users that have held-out items, with those items as a set."""
+    return {user: set(items) for user, items in relevant.items() if len(items) > 0}
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
+
+
+# --- accuracy on the holdout: one user ----------------------------------------------------
+
+def _hits(top: list, rel: set) -> int:
+    return sum(item in rel for item in top)
+
+
+def _precision(top: list, rel: set, k: int) -> float:
+    return _hits(top, rel) / k
+
+
+def _recall(top: list, rel: set, k: int) -> float:
+    return _hits(top, rel) / len(rel)
+
+
+def _ndcg(top: list, rel: set, k: int) -> float:
+    dcg = sum(1 / math.log2(position + 1) for position, item in enumerate(top, start=1) if item in rel)
+    ideal = sum(1 / math.log2(position + 1) for position in range(1, min(k, len(rel)) + 1))
+    return dcg / ideal
+
+
+def _average_precision(top: list, rel: set, k: int) -> float:
+    hits, precision_sum = 0, 0.0
+    for position, item in enumerate(top, start=1):
+        if item in rel:
+            hits += 1
+            precision_sum += hits / position
+    return precision_sum / min(k, len(rel))
+
+
+def _hit(top: list, rel: set, k: int) -> float:
+    return float(_hits(top, rel) > 0)
+
+
+def _mean_over_users(per_user, recommendations: Recommendations, relevant: Relevant, k: int) -> float:
+    top_k = _top_k_lists(recommendations, k)
+    return _mean([per_user(top_k.get(user, []), rel, k) for user, rel in _held_out(relevant).items()])
+
+
+# --- accuracy on the holdout: averaged over users -----------------------------------------
+
+def precision_at_k(recommendations: Recommendations, relevant: Relevant, *, k: int = DEFAULT_K) -> float:
+    """Mean share of each user's top ``k`` that is held out (divides by ``k``)."""
+    return _mean_over_users(_precision, recommendations, relevant, k)
+
+
+def recall_at_k(recommendations: Recommendations, relevant: Relevant, *, k: int = DEFAULT_K) -> float:
+    """Mean share of each user's held-out items found in their top ``k``."""
+    return _mean_over_users(_recall, recommendations, relevant, k)
+
+
+def ndcg_at_k(recommendations: Recommendations, relevant: Relevant, *, k: int = DEFAULT_K) -> float:
+    """Mean binary-relevance NDCG@k (log2 discount, ideal DCG of ``min(k, |relevant|)`` hits)."""
+    return _mean_over_users(_ndcg, recommendations, relevant, k)
+
+
+def map_at_k(recommendations: Recommendations, relevant: Relevant, *, k: int = DEFAULT_K) -> float:
+    """Mean average precision@k, each AP divided by ``min(k, |relevant|)``."""
+    return _mean_over_users(_average_precision, recommendations, relevant, k)
+
+
+def hit_rate_at_k(recommendations: Recommendations, relevant: Relevant, *, k: int = DEFAULT_K) -> float:
+    """Share of users with at least one held-out item in their top ``k``."""
+    return _mean_over_users(_hit, recommendations, relevant, k)
+
+
+# --- beyond accuracy ----------------------------------------------------------------------
+
+def count_unknown_items(recommendations: Recommendations, *, known: Collection, k: int = DEFAULT_K) -> int:
+    """How many top-``k`` slots hold an item not in ``known`` (e.g. without an embedding)."""
+    return sum(item not in known for top in _top_k_lists(recommendations, k).values() for item in top)
+
+
+def catalogue_coverage_at_k(
+    recommendations: Recommendations, *, catalogue: Collection, k: int = DEFAULT_K
+) -> float:
+    """Share of the catalogue that appears in at least one user's top ``k``.
+
+    An empty catalogue gives 0.0; a recommended item outside it raises, naming the user.
+    """
+    catalogue = set(catalogue)
+    shown: set = set()
+    for user, top in _top_k_lists(recommendations, k).items():
+        outside = [item for item in top if item not in catalogue]
+        if outside:
+            raise MetricInputError(f"user {user!r}: item {outside[0]!r} is not in the catalogue", user=user)
+        shown.update(top)
+    return len(shown) / len(catalogue) if catalogue else 0.0
+
+
+def _mean_pairwise_distance(vectors: np.ndarray, distance: str, user: Hashable) -> float:
+    if distance == "cosine" and not np.all(np.linalg.norm(vectors, axis=1) > 0):
+        raise MetricInputError(f"user {user!r}: a recommended item has a zero embedding (cosine undefined)", user=user)
+    return float(np.mean(pdist(vectors, metric=distance)))
+
+
+def intra_list_diversity_at_k(
+    recommendations: Recommendations,
+    *,
+    embeddings: Mapping[Hashable, np.ndarray],
+    k: int = DEFAULT_K,
+    distance: str = "cosine",
+) -> float:
+    """Mean pairwise distance between the items of each top ``k``, averaged over users.
+
+    ``distance`` is ``"cosine"`` (1 - cosine similarity, in [0, 2]) or ``"euclidean"``.
+    Items without an embedding are skipped (see :func:`count_unknown_items`); a list with
+    fewer than two embedded items has no pairs and is left out of the average.
+    """
+    if distance not in DISTANCES:
+        raise MetricInputError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    per_user = []
+    for user, top in _top_k_lists(recommendations, k).items():
+        vectors = [np.asarray(embeddings[item], dtype=float) for item in top if item in embeddings]
+        if len(vectors) < 2:
+            continue
+        if len({vector.shape for vector in vectors}) != 1 or vectors[0].ndim != 1:
+            raise MetricInputError(f"user {user!r}: embeddings are not vectors of one length", user=user)
+        per_user.append(_mean_pairwise_distance(np.stack(vectors), distance, user))
+    return _mean(per_user)
+
+
+def novelty_at_k(
+    recommendations: Recommendations, *, item_popularity: Mapping[Hashable, int], k: int = DEFAULT_K
+) -> float:
+    """Mean self-information ``-log2(count / total count)`` of each top ``k``, averaged over users.
+
+    ``item_popularity`` holds interaction counts (training data). Items with no count (or
+    0) would be infinitely novel: they are skipped (see :func:`count_unknown_items`), so a
+    model that recommends never-played tracks is scored on its other items only.
+    """
+    negative = [item for item, count in item_popularity.items() if count < 0]
+    if negative:
+        raise MetricInputError(f"item {negative[0]!r} has a negative interaction count")
+    total = sum(item_popularity.values())
+    per_user = []
+    for top in _top_k_lists(recommendations, k).values():
+        counts = [item_popularity[item] for item in top if item_popularity.get(item, 0) > 0]
+        if counts:
+            per_user.append(_mean([-math.log2(count / total) for count in counts]))
+    return _mean(per_user)
+
+
+def genre_precision_at_k(
+    similar_tracks: Recommendations, *, track_genres: Mapping[Hashable, Hashable], k: int = DEFAULT_K
+) -> float:
+    """Mean share of each seed's top ``k`` neighbours whose top-level genre is the seed's.
+
+    ``similar_tracks`` maps a seed track to its neighbours, most similar first. Neighbours
+    without a genre are skipped, and so are seeds without a genre or without any neighbour
+    with one (:func:`count_unknown_items` counts both). A seed among its own neighbours raises.
+    """
+    per_seed = []
+    for seed, neighbours in _top_k_lists(similar_tracks, k).items():
+        if seed in neighbours:
+            raise MetricInputError(f"seed {seed!r} is among its own similar tracks", user=seed)
+        genres = [track_genres[track] for track in neighbours if track in track_genres]
+        if seed in track_genres and genres:
+            per_seed.append(sum(genre == track_genres[seed] for genre in genres) / len(genres))
+    return _mean(per_seed)
+
+
+# --- everything for one model run ---------------------------------------------------------
+
+def ranking_report(
+    recommendations: Recommendations,
+    relevant: Relevant,
+    *,
+    catalogue: Collection,
+    item_popularity: Mapping[Hashable, int],
+    k: int = DEFAULT_K,
+    embeddings: Mapping[Hashable, np.ndarray] | None = None,
+    distance: str = "cosine",
+    similar_tracks: Recommendations | None = None,
+    track_genres: Mapping[Hashable, Hashable] | None = None,
+) -> dict:
+    """Every metric of one model at ``k``, as a flat dict ready to store with the model run.
+
+    Keys are always present: diversity is None without ``embeddings``, genre precision is
+    None without both ``similar_tracks`` and ``track_genres``.
+    """
+    if (similar_tracks is None) != (track_genres is None):
+        raise MetricInputError("genre precision needs both similar_tracks and track_genres")
+    held_out = _held_out(relevant)
+    top_k = _top_k_lists(recommendations, k)
+    report = {
+        "k": k,
+        "n_users": len(held_out),
+        "n_users_without_recommendations": sum(not top_k.get(user) for user in held_out),
+        "precision_at_k": precision_at_k(recommendations, relevant, k=k),
+        "recall_at_k": recall_at_k(recommendations, relevant, k=k),
+        "ndcg_at_k": ndcg_at_k(recommendations, relevant, k=k),
+        "map_at_k": map_at_k(recommendations, relevant, k=k),
+        "hit_rate_at_k": hit_rate_at_k(recommendations, relevant, k=k),
+        "catalogue_coverage_at_k": catalogue_coverage_at_k(recommendations, catalogue=catalogue, k=k),
+        "novelty_at_k": novelty_at_k(recommendations, item_popularity=item_popularity, k=k),
+        "items_without_popularity": count_unknown_items(
+            recommendations, known={item for item, count in item_popularity.items() if count > 0}, k=k
+        ),
+        "distance": distance,
+        "intra_list_diversity_at_k": None,
+        "items_without_embedding": None,
+        "genre_precision_at_k": None,
+        "neighbours_without_genre": None,
+        "seeds_without_genre": None,
+    }
+    if embeddings is not None:
+        report["intra_list_diversity_at_k"] = intra_list_diversity_at_k(
+            recommendations, embeddings=embeddings, k=k, distance=distance
+        )
+        report["items_without_embedding"] = count_unknown_items(recommendations, known=embeddings, k=k)
+    if similar_tracks is not None:
+        report["genre_precision_at_k"] = genre_precision_at_k(similar_tracks, track_genres=track_genres, k=k)
+        report["neighbours_without_genre"] = count_unknown_items(similar_tracks, known=track_genres, k=k)
+        report["seeds_without_genre"] = sum(seed not in track_genres for seed in similar_tracks)
+    return report
+
+
+# --- Spark: the accuracy metrics over DataFrames ------------------------------------------
+
+def check_unique_recommendations(
+    recommendations: DataFrame, *, col_user: str = DEFAULT_USER_COL, col_item: str = DEFAULT_ITEM_COL
+) -> None:
+    """Raise :class:`MetricInputError` naming a user whose list repeats an item (one Spark job)."""
+    repeated = recommendations.groupBy(col_user, col_item).count().filter(F.col("count") > 1).first()
+    if repeated is not None:
+        user = repeated[col_user]
+        raise MetricInputError(
+            f"user {user!r}: item {repeated[col_item]!r} appears {repeated['count']} times", user=user
+        )
+
+
+def _ideal_dcg(n_hits: Column) -> Column:
+    """Sum of 1/log2(p+1) for p = 1..n_hits (n_hits >= 1)."""
+    return F.aggregate(F.sequence(F.lit(1), n_hits), F.lit(0.0), lambda total, p: total + 1 / F.log2(p + 1))
+
+
+def per_user_ranking_metrics(
+    recommendations: DataFrame,
+    holdout: DataFrame,
+    *,
+    k: int = DEFAULT_K,
+    col_user: str = DEFAULT_USER_COL,
+    col_item: str = DEFAULT_ITEM_COL,
+    col_rank: str = DEFAULT_RANK_COL,
+) -> DataFrame:
+    """One row per holdout user: ``n_relevant, hits, precision, recall, ndcg, average_precision, hit``.
+
+    Lazy (no Spark job); does not check for repeated items, see :func:`check_unique_recommendations`.
+    """
+    _check_k(k)
+    by_rank = Window.partitionBy(col_user).orderBy(col_rank, col_item)
+    top_k = (
+        recommendations.select(col_user, col_item, F.row_number().over(by_rank).alias("position"))
+        .filter(F.col("position") <= k)
+    )
+    held_out = holdout.select(col_user, col_item).distinct()
+    hits = top_k.join(held_out, [col_user, col_item]).withColumn(
+        "hit_number", F.row_number().over(Window.partitionBy(col_user).orderBy("position"))
+    )
+    hit_sums = hits.groupBy(col_user).agg(
+        F.count("*").alias("hits"),
+        F.sum(1 / F.log2(F.col("position") + 1)).alias("dcg"),
+        F.sum(F.col("hit_number") / F.col("position")).alias("precision_sum"),
+    )
+    per_user = (
+        held_out.groupBy(col_user).agg(F.count("*").alias("n_relevant"))
+        .join(hit_sums, col_user, "left")
+        .fillna(0, subset=["hits", "dcg", "precision_sum"])
+    )
+    cutoff = F.least(F.col("n_relevant"), F.lit(k))
+    return per_user.select(
+        col_user,
+        "n_relevant",
+        "hits",
+        (F.col("hits") / k).alias("precision"),
+        (F.col("hits") / F.col("n_relevant")).alias("recall"),
+        (F.col("dcg") / _ideal_dcg(cutoff)).alias("ndcg"),
+        (F.col("precision_sum") / cutoff).alias("average_precision"),
+        (F.col("hits") > 0).cast("double").alias("hit"),
+    )
+
+
+_SPARK_REPORT_COLUMNS = {
+    "precision_at_k": "precision",
+    "recall_at_k": "recall",
+    "ndcg_at_k": "ndcg",
+    "map_at_k": "average_precision",
+    "hit_rate_at_k": "hit",
+}
+
+
+def spark_ranking_metrics(
+    recommendations: DataFrame,
+    holdout: DataFrame,
+    *,
+    k: int = DEFAULT_K,
+    col_user: str = DEFAULT_USER_COL,
+    col_item: str = DEFAULT_ITEM_COL,
+    col_rank: str = DEFAULT_RANK_COL,
+) -> dict:
+    """``k``, ``n_users`` and the accuracy metrics, keyed as in :func:`ranking_report` (two jobs)."""
+    _check_k(k)
+    check_unique_recommendations(recommendations, col_user=col_user, col_item=col_item)
+    per_user = per_user_ranking_metrics(
+        recommendations, holdout, k=k, col_user=col_user, col_item=col_item, col_rank=col_rank
+    )
+    row = per_user.agg(
+        F.count("*").alias("n_users"),
+        *(F.avg(column).alias(key) for key, column in _SPARK_REPORT_COLUMNS.items()),
+    ).first()
+    averages = {key: 0.0 if row[key] is None else float(row[key]) for key in _SPARK_REPORT_COLUMNS}
+    return {"k": k, "n_users": row["n_users"], **averages}
+
+
+def spark_precision_at_k(
+    recommendations: DataFrame,
+    holdout: DataFrame,
+    *,
+    k: int = DEFAULT_K,
+    col_user: str = DEFAULT_USER_COL,
+    col_item: str = DEFAULT_ITEM_COL,
+    col_rank: str = DEFAULT_RANK_COL,
+) -> float:
+    """:func:`precision_at_k` over DataFrames (see :func:`spark_ranking_metrics`)."""
+    metrics = spark_ranking_metrics(
+        recommendations, holdout, k=k, col_user=col_user, col_item=col_item, col_rank=col_rank
+    )
+    return metrics["precision_at_k"]
+
+
+def spark_recall_at_k(
+    recommendations: DataFrame,
+    holdout: DataFrame,
+    *,
+    k: int = DEFAULT_K,
+    col_user: str = DEFAULT_USER_COL,
+    col_item: str = DEFAULT_ITEM_COL,
+    col_rank: str = DEFAULT_RANK_COL,
+) -> float:
+    """:func:`recall_at_k` over DataFrames (see :func:`spark_ranking_metrics`)."""
+    metrics = spark_ranking_metrics(
+        recommendations, holdout, k=k, col_user=col_user, col_item=col_item, col_rank=col_rank
+    )
+    return metrics["recall_at_k"]
+
+
+def spark_ndcg_at_k(
+    recommendations: DataFrame,
+    holdout: DataFrame,
+    *,
+    k: int = DEFAULT_K,
+    col_user: str = DEFAULT_USER_COL,
+    col_item: str = DEFAULT_ITEM_COL,
+    col_rank: str = DEFAULT_RANK_COL,
+) -> float:
+    """:func:`ndcg_at_k` over DataFrames (see :func:`spark_ranking_metrics`)."""
+    metrics = spark_ranking_metrics(
+        recommendations, holdout, k=k, col_user=col_user, col_item=col_item, col_rank=col_rank
+    )
+    return metrics["ndcg_at_k"]
+
+
+def spark_map_at_k(
+    recommendations: DataFrame,
+    holdout: DataFrame,
+    *,
+    k: int = DEFAULT_K,
+    col_user: str = DEFAULT_USER_COL,
+    col_item: str = DEFAULT_ITEM_COL,
+    col_rank: str = DEFAULT_RANK_COL,
+) -> float:
+    """:func:`map_at_k` over DataFrames (see :func:`spark_ranking_metrics`)."""
+    metrics = spark_ranking_metrics(
+        recommendations, holdout, k=k, col_user=col_user, col_item=col_item, col_rank=col_rank
+    )
+    return metrics["map_at_k"]

@@ -1,0 +1,91 @@
+"""Pure pieces of the load step and their MongoDB writes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fma_platform.contracts import Collection
+from pipeline.etl import snapshot_id_of, transform_plan, unaccounted_tracks
+from pipeline.load import (
+    FEATURE_NAMES,
+    ToleranceExceededError,
+    check_tolerance,
+    failures_by_reason,
+    feature_documents,
+    quarantine_documents,
+    release_from_quarantine,
+    upsert_by,
+)
+
+WHEN = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def features_frame(track_ids):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((len(track_ids), len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    frame.insert(0, "track_id", track_ids)
+    frame["duration_seconds"] = 30.0
+    frame["sample_rate"] = 44100
+    return frame
+
+
+def test_tolerance_names_how_many_and_why():
+    failed = [{"reason": "corrupt_audio"}] * 2 + [{"reason": "missing_file: gone"}]
+    check_tolerance(failed=failed, total=30, max_failure_fraction=0.1)  # 10% is allowed
+    with pytest.raises(ToleranceExceededError) as error:
+        check_tolerance(failed=failed, total=20, max_failure_fraction=0.1)
+    assert str(error.value) == (
+        "3 of 20 tracks (15.0%) failed, above the 10.0% tolerance: corrupt_audio 2, missing_file 1"
+    )
+    assert failures_by_reason(failed) == {"corrupt_audio": 2, "missing_file": 1}
+
+
+def test_snapshot_ids_depend_on_tracks_and_chunk_size_only():
+    assert snapshot_id_of([3, 2, 5], chunk_size=10) == snapshot_id_of([5, 3, 2], chunk_size=10)
+    assert snapshot_id_of([3, 2, 5], chunk_size=10) != snapshot_id_of([3, 2], chunk_size=10)
+    assert snapshot_id_of([3, 2, 5], chunk_size=10) != snapshot_id_of([3, 2, 5], chunk_size=20)
+
+
+def test_tracks_of_a_dead_chunk_become_failures():
+    features = features_frame([2, 3])
+    failures = [{"track_id": 5, "stage": "extract", "reason": "corrupt_audio"}]
+    missing = unaccounted_tracks([2, 3, 5, 8, 13], features, failures)
+    assert [(m["track_id"], m["reason"]) for m in missing] == [(8, "not_extracted"), (13, "not_extracted")]
+
+
+def test_transform_plan_is_deterministic(settings):
+    plan = {"out_dir": "/data/etl/sample/abc", "snapshot_id": "abc",
+            "chunks": [{"dataset": {"name": "sample"}, "track_ids": [2]}]}
+    first = transform_plan(plan, settings=settings, k=16)
+    assert first == transform_plan(plan, settings=settings, k=16)
+    assert first["model_version"] == "sample-abc-k16"
+    assert first["args"][first["args"].index("--k") + 1] == "16"
+
+
+def test_feature_documents_carry_518_features_and_the_embedding():
+    features = features_frame([2, 3])
+    embeddings = pd.DataFrame({"track_id": [3, 2], "embedding": [[0.0, 1.0], [1.0, 0.0]]})
+    docs = list(feature_documents(features, embeddings, run_id="r1", model_version="v1", loaded_at=WHEN))
+    assert [d["track_id"] for d in docs] == [2, 3]
+    assert len(docs[0]["features"]) == 518
+    assert docs[0]["embedding"] == [1.0, 0.0] and docs[1]["embedding"] == [0.0, 1.0]
+    assert docs[0]["sample_rate"] == 44100.0 and docs[0]["model_version"] == "v1"
+    with pytest.raises(ValueError, match="no embedding"):
+        list(feature_documents(features, embeddings.iloc[:1], run_id="r1", model_version="v1", loaded_at=WHEN))
+
+
+def test_upserts_are_idempotent_and_fixed_tracks_leave_quarantine(mongo_db):
+    failures = [{"track_id": 5, "stage": "extract", "reason": "truncated", "detail": "4.2 s of 30 s"},
+                {"track_id": 8, "stage": "extract", "reason": "empty_file"}]
+    for _ in range(2):
+        upsert_by(mongo_db, Collection.QUARANTINE,
+                  quarantine_documents(failures, dataset="sample", run_id="r1", recorded_at=WHEN),
+                  keys=("dataset", "track_id", "stage"))
+    assert mongo_db[Collection.QUARANTINE].count_documents({}) == 2
+    assert release_from_quarantine(mongo_db, dataset="sample", track_ids=[5]) == 1
+    remaining = mongo_db[Collection.QUARANTINE].find_one({}, {"_id": 0, "track_id": 1, "reason": 1})
+    assert remaining == {"track_id": 8, "reason": "empty_file"}
