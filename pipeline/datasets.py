@@ -91,7 +91,9 @@ def acquire_dataset(dataset: Dataset, *, settings: Settings, sample_tracks: int,
     if dataset.name == "sample":
         from audio_features.sample import generate_sample
 
-        summary = generate_sample(settings.sample_dir, n_tracks=sample_tracks, seed=sample_seed)
+        summary = generate_sample(
+            settings.sample_dir, n_tracks=sample_tracks, seed=sample_seed, workers=settings.extract_workers
+        )
         return {"generated": True, "summary": _plain(summary)}
     if dataset.name == "local":
         missing = [str(p) for p in (dataset.tracks_csv, dataset.genres_csv, dataset.audio_dir) if not p.exists()]
