@@ -22,7 +22,15 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 MAX_EVENT_BYTES = 4096
@@ -113,7 +121,8 @@ class ListeningEvent(BaseModel):
             raise ValueError(f"position_s {self.position_s} is past the end of the track ({duration} s)")
         if self.listened_s > MAX_LISTENED_RATIO * duration + DURATION_SLACK_S:
             raise ValueError(
-                f"listened_s {self.listened_s} is more than {MAX_LISTENED_RATIO:g}x the track duration ({duration} s)"
+                f"listened_s {self.listened_s} is more than {MAX_LISTENED_RATIO:g}x "
+                f"the track duration ({duration} s)"
             )
         return self
 
@@ -221,7 +230,8 @@ _KIND_PRIORITY = ("unknown_field", "missing_field", "wrong_type", "bad_value")
 
 def _parse_json(raw: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        text = raw.decode("utf-8")
+        document = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise InvalidEventError("malformed_json", f"payload is not UTF-8: {exc}") from exc
     except ValueError as exc:  # json.JSONDecodeError and the hooks' errors
@@ -253,7 +263,9 @@ def _check_version(fields: Mapping[str, Any], *, required: bool) -> None:
     version = fields["schema_version"]
     if type(version) is not int:
         raise InvalidEventError(
-            "wrong_type", f"schema_version must be an integer, got {type(version).__name__}", field="schema_version"
+            "wrong_type",
+            f"schema_version must be an integer, got {type(version).__name__}",
+            field="schema_version",
         )
     if version != SCHEMA_VERSION:
         raise InvalidEventError(

@@ -73,8 +73,9 @@ class EventProducer:
     connect_timeout_s : float
         Bound of one connection attempt and of a metadata wait; the constructor waits at
         most about this long for the first attempt.
-    retry_backoff_s : float
-        Pause between attempts while the broker is unreachable (``flush`` skips it).
+    retry_backoff_s, max_retry_backoff_s : float
+        First pause between attempts while the broker is unreachable, doubled after each
+        failure up to the maximum and reset by a success (``flush`` retries at once).
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class EventProducer:
         request_timeout_s: float = 5.0,
         delivery_timeout_s: float = 15.0,
         retry_backoff_s: float = 1.0,
+        max_retry_backoff_s: float = 30.0,
         max_round_events: int = 1_000,
         client_id: str = "fma-event-producer",
     ) -> None:
@@ -98,6 +100,8 @@ class EventProducer:
         self._max_buffered = max_buffered
         self._max_round_events = max_round_events
         self._retry_backoff_s = retry_backoff_s
+        self._max_retry_backoff_s = max(max_retry_backoff_s, retry_backoff_s)
+        self._backoff_s = retry_backoff_s
         self._flush_wait_s = delivery_timeout_s + request_timeout_s
         self._kafka_config = {
             "bootstrap_servers": [server.strip() for server in settings.kafka_bootstrap.split(",")],
@@ -113,6 +117,7 @@ class EventProducer:
             "reconnect_backoff_max_ms": 1000,
             # Topics are created by the platform (fma_platform.kafka.ensure_topics) with
             # their partition count; an auto-created one would have the broker's default.
+            # (Tansu ignores this flag and creates missing topics with 4 partitions.)
             "allow_auto_create_topics": False,
         }
 
@@ -123,8 +128,10 @@ class EventProducer:
         self._dropped = 0
         self._state = ProducerState.BUFFERING
         self._last_error: str | None = None
-        self._retry_at = 0.0
+        self._retry_at = 0.0  # next attempt while disconnected (exponential backoff)
+        self._failed_at = float("-inf")
         self._retry_now = False
+        self._flushing = 0  # callers waiting in flush(): retry at the base backoff
         self._closing = False
         self._closed = False
         self._kafka: KafkaProducer | None = None  # touched by the worker thread only
@@ -151,16 +158,23 @@ class EventProducer:
             self._lock.notify_all()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Try to deliver everything buffered now; True when nothing is left unacknowledged."""
+        """Deliver everything buffered, retrying until ``timeout``; True when nothing is left.
+
+        Retries start at once and repeat every ``retry_backoff_s`` while it waits.
+        """
         deadline = time.monotonic() + timeout
         with self._lock:
             self._retry_now = True
+            self._flushing += 1
             self._lock.notify_all()
-            while self._outbox or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed:
-                    return False
-                self._lock.wait(remaining)
+            try:
+                while self._outbox or self._in_flight:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._closed:
+                        return False
+                    self._lock.wait(remaining)
+            finally:
+                self._flushing -= 1
         return True
 
     def status(self) -> ProducerStatus:
@@ -205,33 +219,56 @@ class EventProducer:
             self._dropped += 1
 
     def _run(self) -> None:
-        self._connect()
-        self._first_attempt.set()
+        try:
+            self._connect()
+        finally:
+            self._first_attempt.set()
         while True:
             round_records = self._next_round()
             if round_records is None:
                 break
+            self._finish_round(round_records, delivered=self._attempt_round(round_records))
+        self._disconnect()
+
+    def _attempt_round(self, round_records: list[_Record]) -> list[bool]:
+        try:
             if self._kafka is None and not self._connect():
-                self._finish_round(round_records, delivered=[False] * len(round_records))
-                continue
-            self._finish_round(round_records, delivered=self._deliver(round_records))
-        self._disconnect(timeout=0)
+                return [False] * len(round_records)
+            return self._deliver(round_records)
+        except Exception as exc:  # a bug here must not stop delivery silently: report it
+            log.exception("event producer: unexpected error while sending")
+            self._record_failure(f"unexpected {type(exc).__name__}: {exc}")
+            self._disconnect()
+            return [False] * len(round_records)
 
     def _next_round(self) -> list[_Record] | None:
-        """Wait until there is something to send and the broker may answer; None on close."""
+        """Wait until there is something to send (or to reconnect) and it is time; None on close.
+
+        An empty round while disconnected is a reconnection attempt, so the state turns
+        back to connected when the broker returns even if nobody sends.
+        """
         with self._lock:
             while True:
                 if self._closing:
                     return None
-                due = self._retry_now or time.monotonic() >= self._retry_at
-                if self._outbox and due:
+                next_attempt = self._next_attempt()
+                due = time.monotonic() >= next_attempt
+                if due and (self._outbox or self._kafka is None):
                     break
-                self._lock.wait(None if due else max(self._retry_at - time.monotonic(), 0.01))
+                self._lock.wait(None if due else max(next_attempt - time.monotonic(), 0.01))
             self._retry_now = False
             count = min(len(self._outbox), self._max_round_events)
             round_records = [self._outbox.popleft() for _ in range(count)]
             self._in_flight = count
             return round_records
+
+    def _next_attempt(self) -> float:
+        """When the worker may talk to the broker again (lock held)."""
+        if self._retry_now:
+            return float("-inf")
+        if self._flushing:
+            return min(self._retry_at, self._failed_at + self._retry_backoff_s)
+        return self._retry_at
 
     def _connect(self) -> bool:
         try:
@@ -241,12 +278,18 @@ class EventProducer:
             return False
         with self._lock:
             self._state = ProducerState.CONNECTED
+            self._backoff_s = self._retry_backoff_s
         return True
 
-    def _disconnect(self, *, timeout: float) -> None:
-        if self._kafka is not None:
-            self._kafka.close(timeout=timeout)
-            self._kafka = None
+    def _disconnect(self) -> None:
+        """Close the Kafka client (its rounds are complete, so nothing is waiting in it)."""
+        kafka, self._kafka = self._kafka, None
+        if kafka is None:
+            return
+        try:
+            kafka.close(timeout=1)
+        except KafkaError as exc:
+            log.warning("event producer: closing the Kafka client failed: %s", exc)
 
     def _deliver(self, round_records: list[_Record]) -> list[bool]:
         """Send one round in order and wait for its acknowledgements: delivered or not, per record."""
@@ -255,16 +298,20 @@ class EventProducer:
         try:
             for record in round_records:
                 futures.append(self._kafka.send(self.topic, key=record.key, value=record.value))
+        except KafkaError as exc:  # e.g. no metadata for the topic within max_block_ms
+            error = f"sending to {self.topic!r} failed (does the topic exist?): {exc}"
+        try:
+            # Resolves every future: acknowledged, or failed after delivery_timeout_ms.
             self._kafka.flush(timeout=self._flush_wait_s)
         except KafkaError as exc:
-            error = f"sending to {self.topic!r} failed: {exc}"
+            error = error or f"waiting for acknowledgements from {self.topic!r} failed: {exc}"
         delivered = [future.is_done and future.succeeded() for future in futures]
         delivered += [False] * (len(round_records) - len(futures))
         if not all(delivered):
             failure = next((f.exception for f in futures if f.is_done and f.failed()), None)
             self._record_failure(error or f"delivery to {self.topic!r} failed: {failure}")
             # A fresh connection after a failure: a restarted broker forgets producer ids.
-            self._disconnect(timeout=0)
+            self._disconnect()
         return delivered
 
     def _finish_round(self, round_records: list[_Record], *, delivered: list[bool]) -> None:
@@ -275,8 +322,9 @@ class EventProducer:
             self._in_flight = 0
             self._outbox.extendleft(reversed(failed))
             self._trim_outbox()
-            if not failed:
+            if not failed and self._kafka is not None:
                 self._state = ProducerState.CONNECTED
+                self._backoff_s = self._retry_backoff_s
             self._lock.notify_all()
 
     def _record_failure(self, message: str) -> None:
@@ -284,4 +332,6 @@ class EventProducer:
         with self._lock:
             self._state = ProducerState.BUFFERING
             self._last_error = message
-            self._retry_at = time.monotonic() + self._retry_backoff_s
+            self._failed_at = time.monotonic()
+            self._retry_at = self._failed_at + self._backoff_s
+            self._backoff_s = min(self._backoff_s * 2, self._max_retry_backoff_s)

@@ -278,7 +278,8 @@ def holdout_case(spark):
     return recommendations, relevant, *to_frames(spark, recommendations, relevant)
 
 
-@pytest.mark.parametrize("k", [1, 5, 10])
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [1, 10])
 def test_spark_metrics_match_pure_functions(holdout_case, k):
     recommendations, relevant, recs_df, holdout_df = holdout_case
     got = spark_ranking_metrics(recs_df, holdout_df, k=k)
@@ -287,6 +288,7 @@ def test_spark_metrics_match_pure_functions(holdout_case, k):
     assert 0 < got["precision_at_k"] < 1  # the random case is neither trivial nor perfect
 
 
+@pytest.mark.slow
 def test_spark_single_metrics_and_per_user_rows(holdout_case):
     recommendations, relevant, recs_df, holdout_df = holdout_case
     single = {
