@@ -86,11 +86,19 @@ def fma_etl():
 
     @task(trigger_rule="all_done")
     def validate(plan: dict, catalogued: dict, extracted: list[dict], params: dict | None = None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from pipeline import etl
+        from pipeline.load import ToleranceExceededError
+        from pipeline.quality import QualityGateError
 
         run_id, started = _run()
-        return etl.validate(plan, len(catalogued["track_ids"]), settings=platform_settings(), run_id=run_id,
-                            max_failure_fraction=float(params["max_failure_fraction"]), validated_at=started)
+        try:
+            return etl.validate(plan, len(catalogued["track_ids"]), settings=platform_settings(), run_id=run_id,
+                                max_failure_fraction=float(params["max_failure_fraction"]), validated_at=started)
+        except (QualityGateError, ToleranceExceededError) as exc:
+            etl.mark_run_failed(platform_settings(), run_id, str(exc))
+            raise AirflowFailException(str(exc)) from exc  # bad data: retrying cannot help
 
     @task
     def plan_transform(plan: dict, params: dict | None = None) -> dict:

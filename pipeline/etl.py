@@ -165,10 +165,11 @@ def validate(plan: dict, catalog_count: int, *, settings: Settings, run_id: str,
     check_tolerance(failed=failures, total=catalog_count, max_failure_fraction=max_failure_fraction)
     gx_dir = settings.state_dir / "gx"
     expected_ids = set(_catalog_ids(settings, plan)) - {f["track_id"] for f in failures}
-    feature_report = validate_features(features, expected_track_ids=expected_ids, context_dir=gx_dir)
+    feature_report = validate_features(features, expected_track_ids=expected_ids, context_dir=gx_dir,
+                                       run_id=run_id, validated_at=validated_at)
     catalog_frame = pd.DataFrame(list(db[Collection.TRACKS].find(
         {"track_id": {"$in": _catalog_ids(settings, plan)}}, {"_id": 0, "search_terms": 0})))
-    catalog_report = validate_catalog(catalog_frame, context_dir=gx_dir)
+    catalog_report = validate_catalog(catalog_frame, context_dir=gx_dir, run_id=run_id, validated_at=validated_at)
     summaries = []
     for report in (feature_report, catalog_report):
         record_quality(db, report, run_id=run_id, validated_at=validated_at)
@@ -186,6 +187,11 @@ def unaccounted_tracks(track_ids: list[int], features: pd.DataFrame, failures: l
     seen |= {f["track_id"] for f in failures}
     return [{"track_id": t, "stage": "extract", "reason": "not_extracted",
              "detail": "its chunk task failed or never ran"} for t in track_ids if t not in seen]
+
+
+def mark_run_failed(settings: Settings, run_id: str, reason: str) -> None:
+    """Record why the run stopped (shown to analysts next to the run)."""
+    record_run(platform_db(settings), run_id, {"status": "failed", "failure": reason})
 
 
 def _catalog_ids(settings: Settings, plan: dict) -> list[int]:

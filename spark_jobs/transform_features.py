@@ -518,7 +518,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     args = parse_args(argv, settings)
     spark = spark_session(APP_NAME, settings=settings)
@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         spark.stop()
-    print(summary_line(metadata))
+    print(summary_line(metadata), flush=True)
     return 0
 
 

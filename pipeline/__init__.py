@@ -1,0 +1,1 @@
+"""Step functions of the platform's DAGs: importable, Airflow-free."""

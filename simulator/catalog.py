@@ -1,0 +1,218 @@
+"""The catalog as the simulator sees it: FMA tracks with popularity and (optional) embeddings.
+
+``load_catalog`` reads MongoDB ``tracks`` joined with ``track_features.embedding``;
+``prepare_catalog`` turns any such DataFrame (also one built in a test) into the numpy
+arrays the behaviour model samples from. Bad input raises ``CatalogError`` with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pymongo.database import Database
+
+from fma_platform.contracts import Collection
+
+TRACK_ID = "track_id"
+TOP_GENRE_ID = "top_genre_id"
+LISTENS = "listens"
+FAVORITES = "favorites"
+DURATION = "duration"
+EMBEDDING = "embedding"
+REQUIRED_COLUMNS: tuple[str, ...] = (TRACK_ID, TOP_GENRE_ID, LISTENS, FAVORITES, DURATION)
+CATALOG_FIELDS: tuple[str, ...] = (
+    TRACK_ID, "title", "artist_name", TOP_GENRE_ID, "top_genre_title", LISTENS, FAVORITES, "interest", DURATION,
+)
+
+# FMA audio is 30 s excerpts: a simulated play is a play of the clip.
+CLIP_SECONDS = 30.0
+# Clips shorter than this (FMA has broken files) are played as this long, so that the
+# events of one play keep distinct millisecond timestamps.
+MIN_CLIP_SECONDS = 1.0
+# Smoothing of the favorites/listens quality ratio: a track with few listens is average.
+QUALITY_PRIOR_LISTENS = 20.0
+QUALITY_CLIP_Z = 2.5
+UNKNOWN_GENRE = -1
+
+
+class SimulatorError(Exception):
+    """Base class of the simulator's errors."""
+
+
+class CatalogError(SimulatorError):
+    """The catalog cannot drive a simulation (missing columns, bad values)."""
+
+
+class EmptyCatalogError(CatalogError):
+    """The catalog has no tracks."""
+
+
+@dataclass(frozen=True)
+class CatalogArrays:
+    """The catalog as aligned arrays, tracks grouped by top-level genre.
+
+    Tracks are sorted by genre code: known genres first (code ``i`` is ``genre_ids[i]``,
+    its tracks are ``segment_starts[i]:segment_starts[i + 1]``), tracks without a single
+    top-level genre last (code ``UNKNOWN_GENRE``).
+    """
+
+    track_ids: np.ndarray  # int64
+    genre_codes: np.ndarray  # int64, index into genre_ids or UNKNOWN_GENRE
+    genre_ids: tuple[int, ...]
+    segment_starts: np.ndarray  # int64, len(genre_ids) + 1
+    listens: np.ndarray  # float64, >= 0
+    log_listens: np.ndarray  # log(1 + listens), precomputed for the popularity weights
+    quality: np.ndarray  # float64, z-score of the smoothed favorites/listens ratio
+    clip_s: np.ndarray  # float64, seconds played of each track when completed
+    embeddings: np.ndarray | None  # float64 (n, d) unit rows; zero rows where missing
+
+    @property
+    def size(self) -> int:
+        return int(self.track_ids.size)
+
+    @property
+    def known_genre_tracks(self) -> int:
+        return int(self.segment_starts[-1])
+
+    def embeddings_by_genre(self) -> dict[int, np.ndarray]:
+        """Embeddings of the tracks of each genre that has any (for listeners' seed tracks)."""
+        if self.embeddings is None:
+            return {}
+        by_genre = {}
+        for code, genre_id in enumerate(self.genre_ids):
+            rows = self.embeddings[self.segment_starts[code]:self.segment_starts[code + 1]]
+            rows = rows[np.any(rows != 0.0, axis=1)]
+            if len(rows):
+                by_genre[genre_id] = rows
+        return by_genre
+
+
+def load_catalog(db: Database) -> pd.DataFrame:
+    """Tracks of ``db`` with their embedding (column absent when no track has one).
+
+    Raises ``pymongo.errors.PyMongoError`` when the server does not answer. An empty
+    ``tracks`` collection gives an empty DataFrame with the catalog columns.
+    """
+    projection = {"_id": 0, **{field: 1 for field in CATALOG_FIELDS}}
+    tracks = pd.DataFrame(list(db[Collection.TRACKS].find({}, projection)), columns=list(CATALOG_FIELDS))
+    features = pd.DataFrame(
+        list(db[Collection.TRACK_FEATURES].find({EMBEDDING: {"$exists": True}}, {"_id": 0, TRACK_ID: 1, EMBEDDING: 1})),
+        columns=[TRACK_ID, EMBEDDING],
+    )
+    if tracks.empty or features.empty:
+        return tracks
+    return tracks.merge(features, on=TRACK_ID, how="left", validate="one_to_one")
+
+
+def prepare_catalog(catalog: pd.DataFrame) -> CatalogArrays:
+    """Check ``catalog`` and turn it into ``CatalogArrays`` for sampling.
+
+    Missing ``listens``/``favorites`` count as 0; a missing or non-positive ``duration``
+    plays the full 30 s clip. Raises ``EmptyCatalogError`` or ``CatalogError``.
+    """
+    _check_columns(catalog)
+    track_ids = _track_ids(catalog)
+    genre_codes, genre_ids = _genre_codes(catalog[TOP_GENRE_ID])
+    order = np.argsort(np.where(genre_codes == UNKNOWN_GENRE, len(genre_ids), genre_codes), kind="stable")
+    listens = _counts(catalog, LISTENS)[order]
+    favorites = _counts(catalog, FAVORITES)[order]
+    codes = genre_codes[order]
+    segment_starts = np.searchsorted(
+        np.where(codes == UNKNOWN_GENRE, len(genre_ids), codes), np.arange(len(genre_ids) + 1), side="left"
+    ).astype(np.int64)
+    if not genre_ids:
+        raise CatalogError("no track has a top-level genre (top_genre_id): listeners' tastes are defined over genres")
+    embeddings = _embeddings(catalog)
+    return CatalogArrays(
+        track_ids=track_ids[order],
+        genre_codes=codes,
+        genre_ids=genre_ids,
+        segment_starts=segment_starts,
+        listens=listens,
+        log_listens=np.log1p(listens),
+        quality=quality_scores(listens, favorites),
+        clip_s=_clip_seconds(catalog[DURATION])[order],
+        embeddings=None if embeddings is None else embeddings[order],
+    )
+
+
+def quality_scores(listens: np.ndarray, favorites: np.ndarray) -> np.ndarray:
+    """How much more often than usual a track is favorited per listen, as a clipped z-score."""
+    ratio = np.log((favorites + 1.0) / (listens + QUALITY_PRIOR_LISTENS))
+    spread = ratio.std()
+    if spread == 0.0:
+        return np.zeros_like(ratio)
+    return np.clip((ratio - ratio.mean()) / spread, -QUALITY_CLIP_Z, QUALITY_CLIP_Z)
+
+
+def _check_columns(catalog: pd.DataFrame) -> None:
+    missing = [column for column in REQUIRED_COLUMNS if column not in catalog.columns]
+    if missing:
+        raise CatalogError(f"catalog lacks columns {missing} (has {list(catalog.columns)})")
+    if catalog.empty:
+        raise EmptyCatalogError("the catalog has no tracks: load the FMA metadata first (pipeline catalog step)")
+
+
+def _track_ids(catalog: pd.DataFrame) -> np.ndarray:
+    ids = pd.to_numeric(catalog[TRACK_ID], errors="coerce")
+    if ids.isna().any() or (ids <= 0).any() or (ids != ids.round()).any():
+        bad = catalog.loc[ids.isna() | (ids <= 0) | (ids != ids.round()), TRACK_ID].head(5).tolist()
+        raise CatalogError(f"track_id must be a positive integer, got e.g. {bad}")
+    ids = ids.to_numpy(dtype=np.int64)
+    if len(np.unique(ids)) != len(ids):
+        duplicated = pd.Series(ids)[pd.Series(ids).duplicated()].head(5).tolist()
+        raise CatalogError(f"track_id must be unique, duplicated e.g. {duplicated}")
+    return ids
+
+
+def _genre_codes(genres: pd.Series) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Per track, the index of its top-level genre in the sorted genre ids (or UNKNOWN_GENRE)."""
+    numeric = pd.to_numeric(genres, errors="coerce")
+    bad = genres[numeric.isna() & genres.notna()]
+    if len(bad):
+        raise CatalogError(f"top_genre_id must be an integer or missing, got e.g. {bad.head(5).tolist()}")
+    known = numeric.dropna()
+    genre_ids = tuple(int(g) for g in np.unique(known.to_numpy(dtype=np.int64)))
+    codes = np.full(len(genres), UNKNOWN_GENRE, dtype=np.int64)
+    present = numeric.notna().to_numpy()
+    codes[present] = np.searchsorted(np.array(genre_ids, dtype=np.int64), known.to_numpy(dtype=np.int64))
+    return codes, genre_ids
+
+
+def _counts(catalog: pd.DataFrame, column: str) -> np.ndarray:
+    values = pd.to_numeric(catalog[column], errors="coerce")
+    if (values < 0).any():
+        raise CatalogError(f"{column} must not be negative, got e.g. {values[values < 0].head(5).tolist()}")
+    return values.fillna(0.0).to_numpy(dtype=np.float64)
+
+
+def _clip_seconds(durations: pd.Series) -> np.ndarray:
+    seconds = pd.to_numeric(durations, errors="coerce").to_numpy(dtype=np.float64)
+    seconds = np.where(np.isfinite(seconds) & (seconds > 0), seconds, CLIP_SECONDS)
+    return np.round(np.clip(seconds, MIN_CLIP_SECONDS, CLIP_SECONDS), 3)
+
+
+def _embeddings(catalog: pd.DataFrame) -> np.ndarray | None:
+    """Unit-normalised embedding rows (zeros where a track has none); None without any."""
+    if EMBEDDING not in catalog.columns:
+        return None
+    cells = [cell for cell in catalog[EMBEDDING] if _has_vector(cell)]
+    if not cells:
+        return None
+    dims = {len(cell) for cell in cells}
+    if len(dims) != 1:
+        raise CatalogError(f"embeddings must share one dimension, got dimensions {sorted(dims)}")
+    matrix = np.zeros((len(catalog), dims.pop()), dtype=np.float64)
+    for row, cell in enumerate(catalog[EMBEDDING]):
+        if _has_vector(cell):
+            matrix[row] = np.asarray(cell, dtype=np.float64)
+    if not np.isfinite(matrix).all():
+        raise CatalogError("embeddings must be finite numbers")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+def _has_vector(cell: object) -> bool:
+    return isinstance(cell, (list, tuple, np.ndarray)) and len(cell) > 0

