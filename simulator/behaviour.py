@@ -42,7 +42,7 @@ SKIP_POSITION_GAMMA = (2.0, 2.5)  # seconds after the first one: mean ~6 s in
 PAUSE_PROBABILITY = 0.08  # of a completed play
 PAUSE_MEAN_S = 20.0
 PROGRESS_PROBABILITY = 0.3  # of a completed play
-LIKE_MAX = 0.4  # like probability of a completed play at affinity 1 (scales with affinity**2)
+LIKE_MAX = 0.25  # like probability of a completed play at affinity 1 (scales with affinity**2)
 LIKE_AFTER_SKIP = 0.01
 DISLIKE_MAX = 0.35  # dislike probability of a skipped play at affinity 0 (scales with (1-affinity)**2)
 DISLIKE_AFTER_COMPLETE = 0.02
@@ -61,9 +61,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 @dataclass(frozen=True)
 class TasteModel:
-    """One listener's view of the catalogue: affinity and within-genre pick weights per track."""
+    """One listener's view of the catalogue: audio similarity and within-genre pick weights."""
 
-    affinity: np.ndarray  # (n_tracks,) in (0, 1)
+    similarity: np.ndarray  # (n_tracks,) cosine of embedding and taste
     genre_shares: np.ndarray  # (n_genres,) sums to 1
     cumulative_pick: np.ndarray  # (n_known_tracks,) cumsum of weights normalised per genre
 
@@ -91,7 +91,7 @@ class PlayPlan:
         return int(self.track_index.size)
 
     def event_count(self) -> int:
-        return int(events_per_play(self).sum())
+        return int(event_counts(self.pause_position_s, self.progress_position_s, self.reaction).sum())
 
 
 def affinity(listener: Listener, catalog: CatalogArrays) -> np.ndarray:
@@ -101,14 +101,17 @@ def affinity(listener: Listener, catalog: CatalogArrays) -> np.ndarray:
     neutral share and for tracks without a top-level genre); audio similarity is the
     cosine of the track's embedding with the listener's taste (0 without embeddings).
     """
-    return _affinity(listener, catalog, audio_similarities([listener], catalog)[0])
+    similarity = audio_similarities([listener], catalog)[0]
+    return affinity_at(listener, catalog, similarity, np.arange(catalog.size))
 
 
-def _affinity(listener: Listener, catalog: CatalogArrays, similarity: np.ndarray) -> np.ndarray:
+def affinity_at(listener: Listener, catalog: CatalogArrays, similarity: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``affinity`` of the tracks at ``index`` only, given the listener's ``similarity`` row."""
     shares = listener.preference_vector(catalog.genre_ids)
     lift = np.clip(np.log(np.maximum(shares * len(shares), 1e-12)), -GENRE_LIFT_CLIP, GENRE_LIFT_CLIP)
-    genre_term = np.where(catalog.genre_codes == UNKNOWN_GENRE, 0.0, lift[np.maximum(catalog.genre_codes, 0)])
-    logit = GENRE_WEIGHT * genre_term + AUDIO_WEIGHT * similarity + QUALITY_WEIGHT * catalog.quality
+    codes = catalog.genre_codes[index]
+    genre_term = np.where(codes == UNKNOWN_GENRE, 0.0, lift[np.maximum(codes, 0)])
+    logit = GENRE_WEIGHT * genre_term + AUDIO_WEIGHT * similarity[index] + QUALITY_WEIGHT * catalog.quality[index]
     return _sigmoid(logit)
 
 
@@ -136,7 +139,7 @@ def audio_similarities(listeners: Sequence[Listener], catalog: CatalogArrays) ->
 
 
 def taste_model(listener: Listener, catalog: CatalogArrays, similarity: np.ndarray) -> TasteModel:
-    """Affinities and pick weights of one listener (computed once, used for all its plays).
+    """Pick weights of one listener (computed once, used for all its plays).
 
     ``similarity`` is the listener's row of ``audio_similarities``.
     """
@@ -148,7 +151,7 @@ def taste_model(listener: Listener, catalog: CatalogArrays, similarity: np.ndarr
     weight = np.exp(log_weight)
     weight /= np.repeat(np.add.reduceat(weight, starts), sizes)
     return TasteModel(
-        affinity=_affinity(listener, catalog, similarity),
+        similarity=similarity,
         genre_shares=listener.preference_vector(catalog.genre_ids),
         cumulative_pick=np.cumsum(weight),
     )
@@ -189,17 +192,18 @@ def plan_plays(
     model = taste_model(listener, catalog, similarity)
     drawn = max(event_budget // 2, 1)
     track_index = sample_tracks(listener, catalog, model, drawn, rng)
-    outcomes = draw_outcomes(listener, model.affinity[track_index], catalog.clip_s[track_index], rng)
-    per_play = 2 + outcomes["has_pause"] + ~np.isnan(outcomes["progress_position_s"]) + (outcomes["reaction"] > 0)
+    track_affinity = affinity_at(listener, catalog, similarity, track_index)
+    outcomes = draw_outcomes(listener, track_affinity, catalog.clip_s[track_index], rng)
+    per_play = event_counts(outcomes["pause_position_s"], outcomes["progress_position_s"], outcomes["reaction"])
     keep = max(int(np.searchsorted(np.cumsum(per_play), event_budget, side="right")), 1)
-    track_index = track_index[:keep]
+    track_index, track_affinity = track_index[:keep], track_affinity[:keep]
     outcomes = {name: values[:keep] for name, values in outcomes.items()}
     spans = play_spans(outcomes, rng)
     start_offset_s, session_index = schedule_sessions(spans, days=days, rng=rng)
     return PlayPlan(
         listener=listener,
         track_index=track_index,
-        affinity=model.affinity[track_index],
+        affinity=track_affinity,
         clip_s=catalog.clip_s[track_index],
         skipped=outcomes["skipped"],
         end_position_s=outcomes["end_position_s"],
@@ -235,7 +239,6 @@ def draw_outcomes(
     return {
         "skipped": skipped,
         "end_position_s": end_position,
-        "has_pause": has_pause,
         "pause_position_s": pause_position,
         "pause_s": np.where(has_pause, np.round(1.0 + rng.exponential(PAUSE_MEAN_S, n), 3), 0.0),
         "progress_position_s": progress_position,
@@ -277,11 +280,9 @@ def schedule_sessions(spans: np.ndarray, *, days: int, rng: np.random.Generator)
     return session_start[session_index] + offset_in_session, session_index
 
 
-def events_per_play(plan: PlayPlan) -> np.ndarray:
-    """How many events each play of ``plan`` emits."""
-    return (
-        2 + ~np.isnan(plan.pause_position_s) + ~np.isnan(plan.progress_position_s) + (plan.reaction > 0)
-    ).astype(np.int64)
+def event_counts(pause_position_s: np.ndarray, progress_position_s: np.ndarray, reaction: np.ndarray) -> np.ndarray:
+    """Events of each play: play and its end, plus pause, progress and reaction when present."""
+    return 2 + (~np.isnan(pause_position_s)).astype(np.int64) + ~np.isnan(progress_position_s) + (reaction > 0)
 
 
 def play_events(plan: PlayPlan, catalog: CatalogArrays, *, start: datetime, run_key: str) -> Iterator[ListeningEvent]:

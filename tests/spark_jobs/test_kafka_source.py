@@ -6,6 +6,7 @@ value)``, with what the broker acknowledged for the records the test produced.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -145,6 +146,32 @@ def test_reading_past_the_end_raises_instead_of_returning_fewer_rows(kafka_broke
     assert [(row[3], row[4], row[1]) for row in rows] == [(0, 0, b"short-value-0")]
     with pytest.raises(KafkaSourceError, match="only offsets before 1 arrived"):
         list(read_offset_range(options, KafkaOffsetRange(unique_topic, 0, 0, 5)))
+
+
+def test_end_offsets_count_every_record_of_a_multi_record_batch(kafka_broker, unique_topic):
+    """Tansu reports the last batch's base offset + 1 as the end: the source must not trust it."""
+    from pyspark.sql.streaming.datasource import ReadAllAvailable
+
+    from spark_jobs.kafka_source import KafkaStreamReader
+
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.kafka_bootstrap, linger_ms=200)
+    try:
+        for index in range(12):  # one batch of 4 records per partition
+            producer.send(unique_topic, value=b"%d" % index, partition=index % PARTITIONS)
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=5)
+    options = KafkaSourceOptions(bootstrap_servers=kafka_broker.kafka_bootstrap, topic=unique_topic)
+    reader = KafkaStreamReader(options)
+    try:
+        start = reader.initialOffset()
+        assert start == {"0": 0, "1": 0, "2": 0}
+        assert reader.latestOffset(start, ReadAllAvailable()) == {"0": 4, "1": 4, "2": 4}
+        latest = KafkaStreamReader(dataclasses.replace(options, starting_offsets="latest"))
+        assert latest.initialOffset() == {"0": 4, "1": 4, "2": 4}
+        latest.stop()
+    finally:
+        reader.stop()
 
 
 # --- with Spark ----------------------------------------------------------------------------
