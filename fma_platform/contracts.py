@@ -1,4 +1,33 @@
-"""Names every layer agrees on: MongoDB collections and Kafka topics."""
+"""Names and document shapes every layer agrees on: MongoDB collections, Kafka topics,
+model folders.
+
+Document shapes (the fields each writer guarantees; readers may rely on them):
+
+``tracks`` (by ``track_id``): track_id, title, artist_name, album_title, genre_ids,
+  top_genre_id, top_genre_title, duration, license, listens, favorites, interest, subset,
+  split, audio_path, dataset, synthetic, search_terms.
+``track_features`` (by ``track_id``): track_id, features {518 flat FMA names: float},
+  duration_seconds, sample_rate, analysis_sample_rate, tempo_bpm, extract_seconds,
+  embedding [float] (L2-normalised PCA), model_version, etl_run_id, loaded_at.
+``similar_tracks`` (by ``track_id``): track_id, neighbours [{track_id, distance, score}]
+  best first, k, model_version, method ("lsh"), computed_at.
+``recommendations`` (by ``user_id``): user_id, items [{track_id, score, reason}] best
+  first, model_version, source ("als" | "hybrid" | "popular" | "content"), generated_at.
+``realtime_recommendations`` (by ``user_id``): user_id, items [{track_id, score, reason}],
+  triggered_by (event_id), event_time, updated_at, model_version.
+``listening_events`` (by ``_id`` = event_id): see ``fma_platform.events.to_document``.
+``dead_letters``: reason_kind, reason, raw (str), topic, partition, offset, received_at.
+``model_runs`` (by ``run_id``): run_id, model ("als" | "lsh" | baseline names), kind
+  ("trial" | "final" | "baseline"), params, metrics {...}, data_snapshot, model_version,
+  champion (bool), promotion {promoted, reason}, created_at.
+``stream_metrics`` (by ``query_id``, ``batch_id``): batch_time, input_rows, valid_events,
+  dead_letters, users_updated, processing_seconds, latency_seconds {p50, p95, max},
+  offsets {partition: next_offset}, lag {partition: records}.
+``trending`` (by ``window_start``, ``kind``, ``key``): window_start, window_end, kind
+  ("track" | "genre"), key, plays, completes, skips, likes.
+``users`` (by ``username``): username, user_id, role ("listener" | "analyst"),
+  password_hash, genres [top-level genre ids], created_at.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +49,16 @@ class Collection(StrEnum):
     REALTIME_RECOMMENDATIONS = "realtime_recommendations"
     MODEL_RUNS = "model_runs"
     STREAM_METRICS = "stream_metrics"
+    TRENDING = "trending"
     USERS = "users"
+    SIMULATED_LISTENERS = "simulated_listeners"
+
+
+# Model folders under ``settings.models_dir``; each holds ``<version>/`` folders and a
+# pointer file naming the version in use.
+FEATURE_TRANSFORM_MODELS = "feature_transform"  # pointer: CURRENT
+ALS_MODELS = "als"  # pointer: CHAMPION; <version>/user_factors.parquet, item_factors.parquet
+SIMILARITY_MODELS = "lsh"  # pointer: CURRENT
 
 
 def kafka_topics(settings) -> dict[str, int]:

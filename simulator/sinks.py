@@ -25,7 +25,7 @@ from simulator.catalog import SimulatorError
 from simulator.listeners import Listener
 
 # Collection of the simulated listeners' latent tastes (ground truth for evaluation).
-SIMULATED_LISTENERS = "simulated_listeners"
+SIMULATED_LISTENERS = Collection.SIMULATED_LISTENERS
 MONGO_BATCH_SIZE = 1_000
 
 

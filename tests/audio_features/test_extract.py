@@ -94,6 +94,7 @@ def test_run_writes_fma_features_failures_and_resumes(audio_dir, tmp_path):
     X.chunk_path(out, 1).unlink()
     rerun = X.extract_tracks(ALL_IDS, audio_dir=audio_dir, out_dir=out, workers=1,
                              chunk_size=4, track_durations=DURATIONS, progress=False)
+    print("DBG", rerun, pd.read_csv(X.chunk_failures_path(out, 1)).to_dict("records"), pd.read_parquet(X.chunk_path(out, 1)).track_id.tolist())
     assert [r.skipped for r in rerun] == [True, False, True]
     for p, mtime in mtimes.items():
         if p.name.startswith(("chunk-00000", "chunk-00002")):
@@ -120,6 +121,7 @@ def test_a_worker_crash_fails_only_its_track(audio_dir, tmp_path):
         X.TrackJob(3, audio_path(audio_dir, 3)),
     ]
     result = X.extract_chunk(0, jobs, out_dir=tmp_path, workers=2)
+    print("DBG", pd.read_csv(X.chunk_failures_path(tmp_path, 0)).to_dict("records"))
     assert (result.n_extracted, result.n_failed) == (2, 1)
     failures = pd.read_csv(X.chunk_failures_path(tmp_path, 0))
     assert failures.to_dict("records") == [{"track_id": 99, "reason": "worker_crash"}]

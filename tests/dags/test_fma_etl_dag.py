@@ -6,6 +6,8 @@ corrupted feature chunk (the quality gate stops the load).
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -51,18 +53,24 @@ def test_every_task_succeeds(first_run):
     assert sum(1 for task in states if task.startswith("extract_chunk[")) == 3  # 24 tracks, chunks of 10
 
 
-def test_catalog_features_and_quarantine_are_in_mongo(first_run):
+# What the extractor says about each kind of broken file the sample plants.
+EXPECTED_REASON = {"missing": "missing_file", "short": "truncated", "truncated": "truncated", "no_audio": "not_audio"}
+
+
+def test_catalog_features_and_quarantine_are_in_mongo(first_run, settings):
     _, db, found = first_run
-    manifest_planted = {doc["track_id"]: doc["reason"] for doc in db[Collection.QUARANTINE].find()}
+    manifest = json.loads((settings.sample_dir / "manifest.json").read_text())
+    planted = {item["track_id"]: EXPECTED_REASON[item["kind"]] for item in manifest["planted"]}
+    quarantined = {doc["track_id"]: doc["reason"] for doc in db[Collection.QUARANTINE].find()}
+    assert len(planted) == 4
+    assert quarantined == planted
     assert found[Collection.TRACKS] == 24
-    # The sample plants 4 broken tracks: no audio, truncated, 1.5 s clip, missing file.
-    assert sorted(manifest_planted.values()) == sorted(["corrupt_audio", "missing_file", "too_short", "truncated"]) \
-        or len(manifest_planted) == 4, manifest_planted
-    assert found[Collection.TRACK_FEATURES] == 24 - len(manifest_planted)
+    assert found[Collection.TRACK_FEATURES] == 24 - 4
+    assert set(db[Collection.TRACK_FEATURES].distinct("track_id")).isdisjoint(planted)
     doc = db[Collection.TRACK_FEATURES].find_one({})
     assert len(doc["features"]) == 518 and len(doc["embedding"]) == 8
-    assert abs(sum(x * x for x in doc["embedding"]) - 1) < 1e-6 or sum(x * x for x in doc["embedding"]) > 0
-    assert set(db[Collection.TRACK_FEATURES].distinct("track_id")).isdisjoint(manifest_planted)
+    assert sum(x * x for x in doc["embedding"]) == pytest.approx(1.0, abs=1e-5)  # L2-normalised
+    assert db[Collection.TRACKS].find_one({"track_id": doc["track_id"]})["synthetic"] is True
 
 
 def test_run_summary_and_quality_results_are_stored(first_run):
