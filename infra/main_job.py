@@ -16,6 +16,7 @@ from infra.process import StackError
 # (dag_id, conf) in order; later stages join as the platform grows.
 MAIN_JOB_DAGS: list[tuple[str, dict]] = [
     ("platform_health", {}),
+    ("fma_etl", {"dataset": "sample"}),
 ]
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -106,43 +109,53 @@ def plan_chunks(dataset_params: dict, track_ids: list[int], *, settings: Setting
 
 
 def extract_chunk(chunk: dict, *, settings: Settings, run_id: str, workers: int) -> dict:
-    """Extract one chunk's features (skipped when its file already exists)."""
-    from audio_features.extract import TrackJob, expected_clip_seconds
-    from audio_features.extract import extract_chunk as run_chunk
-    from audio_features.fma_schema import audio_path
+    """Extract one chunk's features through the extractor's CLI, in a fresh process.
 
+    A fresh interpreter keeps the extractor's process pool independent of the caller
+    (Airflow's task runner cannot be re-imported by spawned workers). Each chunk has its
+    own folder ``<snapshot>/chunk-NNNNN/``; a finished chunk is skipped by the CLI.
+    """
     dataset = Dataset.from_params(chunk["dataset"])
-    durations = _track_durations(settings, chunk["track_ids"])
-    jobs = [
-        TrackJob(t, audio_path(dataset.audio_dir, t), expected_clip_seconds(durations, t))
-        for t in chunk["track_ids"]
+    out = chunk_dir(Path(chunk["out_dir"]), chunk["index"])
+    command = [
+        sys.executable, "-m", "audio_features", "extract",
+        "--audio-dir", str(dataset.audio_dir), "--tracks", str(dataset.tracks_csv), "--out", str(out),
+        "--workers", str(workers), "--chunk-size", str(len(chunk["track_ids"])),
+        "--track-ids", *map(str, chunk["track_ids"]),
     ]
     began = time.monotonic()
-    result = run_chunk(chunk["index"], jobs, out_dir=Path(chunk["out_dir"]), workers=workers)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(settings.state_dir / "numba-cache")}
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(result.stdout[-20_000:], flush=True)  # the extractor's progress, into the task log
+    if result.returncode != 0:
+        last = result.stdout.strip().splitlines()[-1:] or ["no output"]
+        raise ExtractionRunError(f"chunk {chunk['index']}: extractor exited {result.returncode}: {last[0]}")
     seconds = time.monotonic() - began
+    features, failures = read_extraction(out)
     return {
-        "index": result.index, "path": str(result.path), "extracted": result.n_extracted,
-        "failed": result.n_failed, "skipped": result.skipped, "seconds": round(seconds, 2),
-        "tracks_per_second": round(len(jobs) / seconds, 2) if seconds > 0 and not result.skipped else None,
+        "index": chunk["index"], "path": str(out), "extracted": len(features), "failed": len(failures),
+        "seconds": round(seconds, 2), "tracks_per_second": round(len(chunk["track_ids"]) / seconds, 2),
     }
 
 
-def _track_durations(settings: Settings, track_ids: list[int]) -> dict[int, float]:
-    cursor = platform_db(settings)[Collection.TRACKS].find(
-        {"track_id": {"$in": track_ids}}, {"_id": 0, "track_id": 1, "duration": 1}
-    )
-    return {doc["track_id"]: float(doc["duration"]) for doc in cursor if doc.get("duration")}
+class ExtractionRunError(RuntimeError):
+    """The extractor could not run on a chunk (not a bad track: those are failure records)."""
+
+
+def chunk_dir(snapshot: Path, index: int) -> Path:
+    return snapshot / f"chunk-{index:05d}"
 
 
 def read_extraction(out_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
-    """All chunks' feature rows and extraction failures of a snapshot."""
+    """Feature rows and extraction failures of every chunk below ``out_dir``."""
     from audio_features.extract import CHUNKS_DIRNAME
 
-    chunk_dir = Path(out_dir) / CHUNKS_DIRNAME
-    frames = [pd.read_parquet(p) for p in sorted(chunk_dir.glob("chunk-*.parquet"))]
+    root = Path(out_dir)
+    pattern = f"**/{CHUNKS_DIRNAME}/chunk-*"
+    frames = [pd.read_parquet(p) for p in sorted(root.glob(f"{pattern}.parquet"))]
     features = pd.concat([f for f in frames if not f.empty], ignore_index=True) if frames else pd.DataFrame()
     failures = []
-    for path in sorted(chunk_dir.glob("chunk-*.failures.csv")):
+    for path in sorted(root.glob(f"{pattern}.failures.csv")):
         for row in pd.read_csv(path).itertuples(index=False):
             code, _, detail = str(row.reason).partition(":")
             failures.append({"track_id": int(row.track_id), "stage": "extract", "reason": code.strip(),
@@ -242,7 +255,7 @@ def transform_plan(plan: dict, *, settings: Settings, k: int) -> dict:
         "embeddings_path": str(embeddings),
         "model_dir": str(model_dir),
         "args": [
-            "--features", str(out_dir / CHUNKS_DIRNAME / "chunk-*.parquet"),
+            "--features", str(out_dir / "chunk-*" / CHUNKS_DIRNAME / "chunk-*.parquet"),
             "--out", str(embeddings),
             "--model-dir", str(model_dir),
             "--version", version,

@@ -1,7 +1,63 @@
-"""Pages of the app, in navigation order."""
+"""Pages of the app, and which of them each role sees (navigation order).
+
+Navigation only hides what a role cannot use; every page also checks the role itself.
+"""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from dashboards.auth import Role, User
+from dashboards.pages.account import account_page
+from dashboards.pages.catalogue import catalogue_page
+from dashboards.pages.library import library_page
+from dashboards.pages.live import live_page
+from dashboards.pages.models import models_page
+from dashboards.pages.pipeline import pipeline_page
 from dashboards.pages.platform import platform_status
+from dashboards.pages.player import player_page
 
-PAGES = [st.Page(platform_status, title="Platform", icon=":material/monitor_heart:", url_path="platform")]
+PAGE_FUNCTIONS = {
+    "account": account_page,
+    "player": player_page,
+    "library": library_page,
+    "pipeline": pipeline_page,
+    "models": models_page,
+    "live": live_page,
+    "catalogue": catalogue_page,
+    "platform": platform_status,
+}
+
+
+def _page(name: str, title: str, icon: str) -> st.Page:
+    return st.Page(PAGE_FUNCTIONS[name], title=title, icon=icon, url_path=name)
+
+
+def navigation_for(user: User | None) -> dict[str, list[st.Page]]:
+    """Sections of pages for ``user``'s role (anonymous users see the account page only)."""
+    account = _page("account", "Account", ":material/person:")
+    if user is None:
+        return {"Welcome": [account]}
+    if user.role == Role.ANALYST:
+        return {
+            "Analytics": [
+                _page("pipeline", "Pipeline", ":material/account_tree:"),
+                _page("models", "Models", ":material/model_training:"),
+                _page("live", "Live listening", ":material/monitoring:"),
+                _page("catalogue", "Catalogue", ":material/library_music:"),
+                _page("platform", "Platform", ":material/monitor_heart:"),
+            ],
+            "Account": [account],
+        }
+    return {
+        "Listen": [
+            _page("player", "Player", ":material/play_circle:"),
+            _page("library", "Your library", ":material/favorite:"),
+        ],
+        "Account": [account],
+    }
+
+
+def run_page(name: str) -> None:
+    """Render one page by name (tests drive single pages through this)."""
+    PAGE_FUNCTIONS[name]()

@@ -1,31 +1,32 @@
-"""Platform page: which services answer, and what the database holds."""
+"""Platform page (analysts): which services answer, and what the database holds."""
 
 from __future__ import annotations
 
 import streamlit as st
+from pymongo.errors import PyMongoError
 
+from dashboards.auth import Role
+from dashboards.services import database, database_key
+from dashboards.session import require_role
 from fma_platform.contracts import Collection
-from fma_platform.mongo import platform_db
 from fma_platform.settings import get_settings
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def collection_counts() -> dict[str, int]:
+def collection_counts(db_key: str) -> dict[str, int]:
     """Documents per platform collection (cached briefly; raises when MongoDB is down)."""
-    db = platform_db(timeout_ms=1500)
+    db = database()
     return {name.value: db[name.value].estimated_document_count() for name in Collection}
 
 
 def platform_status() -> None:
+    require_role(Role.ANALYST)
     settings = get_settings()
     st.title("FMA music recommendation platform")
-    st.caption(
-        "The player and analyst dashboards land here as the platform grows. "
-        "The default dataset is an FMA-shaped **synthetic** sample."
-    )
+    st.caption("The default dataset is an FMA-shaped **synthetic** sample.")
     try:
-        counts = collection_counts()
-    except Exception as exc:  # any driver error means "database unavailable" to a viewer
+        counts = collection_counts(database_key())
+    except PyMongoError as exc:
         st.error(f"MongoDB at {settings.mongo_url} is not reachable: {exc}")
         return
     st.subheader("Documents per collection")

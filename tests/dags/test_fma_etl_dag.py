@@ -93,7 +93,7 @@ def test_a_second_run_leaves_the_same_documents(first_run):
 
 def test_a_corrupted_feature_file_stops_the_load(first_run, settings):
     _, db, before = first_run
-    chunk = sorted((settings.state_dir / "etl" / "sample").glob("*/chunks/chunk-00000.parquet"))[0]
+    chunk = sorted((settings.state_dir / "etl" / "sample").glob("*/chunk-00000/chunks/chunk-00000.parquet"))[0]
     frame = pd.read_parquet(chunk)
     frame.loc[frame.index[0], "zcr_mean_01"] = 7.5  # a zero-crossing rate cannot exceed 1
     frame.to_parquet(chunk, index=False)

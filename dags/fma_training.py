@@ -1,0 +1,88 @@
+"""Train the recommenders: simulated listeners (bootstrap) -> similar tracks (LSH, tuned
+for recall against exact kNN) -> ALS with tuning, evaluation against baselines, champion
+promotion and published recommendations.
+
+Scheduled daily and whenever the ETL publishes new track features. Every job upserts on
+natural keys and derives versions from its data, so a re-run is idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from fma_platform.settings import PROJECT_ROOT
+from plugins.platform_hooks import SPARK_CONN_ID, TRACK_FEATURES_ASSET
+
+PARAMS = {
+    "simulate_listeners": Param(True, type="boolean", description="bootstrap with simulated listeners"),
+    "listeners": Param(500, type="integer", minimum=1),
+    "events": Param(50_000, type="integer", minimum=100),
+    "seed": Param(7, type="integer", minimum=0),
+    "simulation_start": Param("2026-01-01T00:00:00+00:00", type="string",
+                              description="simulated time of the first session (ISO 8601)"),
+    "k": Param(10, type="integer", minimum=1),
+    "lsh_grid": Param("bucket_lengths=0.5,1,2;tables=2,4,8", type="string"),
+    "als_grid": Param("rank=16,32;regParam=0.01,0.1;alpha=5,20;maxIter=10", type="string"),
+    "holdout": Param(5, type="integer", minimum=1, description="last events per user held out for evaluation"),
+}
+
+
+@dag(
+    dag_id="fma_training",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=[TRACK_FEATURES_ASSET]
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params=PARAMS,
+    tags=["training", "models"],
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    doc_md=__doc__,
+)
+def fma_training():
+    @task
+    def bootstrap_listeners(params: dict | None = None) -> dict:
+        from pipeline.training import bootstrap_listeners as simulate, require_training_data
+        from plugins.platform_hooks import platform_settings
+
+        settings = platform_settings()
+        result = {}
+        if params["simulate_listeners"]:
+            result = simulate(settings, listeners=int(params["listeners"]), events=int(params["events"]),
+                              seed=int(params["seed"]), start=params["simulation_start"])
+        return result | require_training_data(settings)
+
+    similar_tracks = SparkSubmitOperator(
+        task_id="similar_tracks",
+        conn_id=SPARK_CONN_ID,
+        application=str(PROJECT_ROOT / "spark_jobs" / "similar_tracks.py"),
+        application_args=["--run-id", "{{ run_id }}", "--k", "{{ params.k }}", "--grid", "{{ params.lsh_grid }}"],
+        name="fma-similar-tracks",
+    )
+
+    train_als = SparkSubmitOperator(
+        task_id="train_als",
+        conn_id=SPARK_CONN_ID,
+        application=str(PROJECT_ROOT / "spark_jobs" / "train_als.py"),
+        application_args=["--run-id", "{{ run_id }}", "--k", "{{ params.k }}", "--grid", "{{ params.als_grid }}",
+                          "--holdout", "{{ params.holdout }}", "--seed", "{{ params.seed }}"],
+        name="fma-train-als",
+    )
+
+    @task
+    def report(params: dict | None = None) -> dict:
+        from airflow.sdk import get_current_context
+
+        from pipeline.training import training_report
+        from plugins.platform_hooks import platform_settings
+
+        return training_report(platform_settings(), run_id=get_current_context()["run_id"])
+
+    bootstrap_listeners() >> similar_tracks >> train_als >> report()
+
+
+fma_training()

@@ -1,0 +1,67 @@
+"""Live listening page (analysts): event rate, active listeners, trending, stream health."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import streamlit as st
+
+from dashboards.analytics import active_listeners, events_per_minute, latest_trending, recent_events, stream_health
+from dashboards.auth import Role
+from dashboards.charts import events_per_minute_chart, stream_lag_chart, stream_latency_chart, trending_chart
+from dashboards.pages.common import database_section, empty_state, service_banners
+from dashboards.services import database
+from dashboards.session import require_role
+
+WINDOW = timedelta(minutes=60)
+
+
+def live_page() -> None:
+    require_role(Role.ANALYST)
+    st.title("Live listening")
+    service_banners(events=False)
+    _live_panels()
+
+
+@st.fragment(run_every="10s")
+def _live_panels() -> None:
+    now = datetime.now(timezone.utc)
+    with database_section("Live listening"):
+        db = database()
+        events = recent_events(db, since=now - WINDOW)
+        rate, listeners = st.columns(2)
+        rate.metric("Events in the last hour", len(events))
+        listeners.metric("Active listeners (5 min)", active_listeners(events, now=now))
+        st.subheader("Events per minute")
+        if events.empty:
+            empty_state("listening events in the last hour",
+                        "start the streaming job and play tracks (or run the listener simulator)")
+        else:
+            st.altair_chart(events_per_minute_chart(events_per_minute(events)), key="events_per_minute_chart")
+        tracks, genres = st.columns(2)
+        with tracks:
+            _trending(db, "track", "Trending tracks")
+        with genres:
+            _trending(db, "genre", "Trending genres")
+        _stream(db)
+
+
+def _trending(db, kind: str, title: str) -> None:
+    st.subheader(title)
+    trending = latest_trending(db, kind)
+    if trending.empty:
+        empty_state(f"trending {kind}s", "the streaming job writes `trending` windows")
+    else:
+        st.caption(f"Window from {trending['window_start'].iloc[0]}")
+        st.altair_chart(trending_chart(trending.astype({"key": str}), label=kind), key=f"trending_{kind}_chart")
+
+
+def _stream(db) -> None:
+    st.subheader("Stream latency and lag")
+    health = stream_health(db)
+    if health.empty:
+        empty_state("stream metrics", "start the Spark streaming job")
+        return
+    latency, lag = st.columns(2)
+    latency.altair_chart(stream_latency_chart(health), key="stream_latency_chart")
+    lag.altair_chart(stream_lag_chart(health), key="stream_lag_chart")

@@ -1,0 +1,156 @@
+"""Player page (listeners): now playing, search, up next, radio, queue."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from audio_features.fma_schema import TOP_LEVEL_GENRES
+from dashboards.audio_player import AudioUnavailableError, audio_player
+from dashboards.auth import Role, User
+from dashboards.data import search_catalogue, similar_to, up_next
+from dashboards.pages.common import attribution, database_section, service_banners
+from dashboards.playback import emit, event_from_report, player_event
+from dashboards.player_state import PlayerQueue
+from dashboards.services import database, event_producer
+from dashboards.session import player_queue, require_role, session_id
+from fma_platform.events import EventType, InvalidEventError
+
+SOURCE_LABELS = {
+    "realtime": "live, from what you just played",
+    "batch": "from your listening profile",
+    "popular": "popular picks in your genres (no personal recommendations yet)",
+}
+
+
+def player_page() -> None:
+    user = require_role(Role.LISTENER)
+    st.title("Player")
+    service_banners(events=True)
+    queue = player_queue()
+    now, side = st.columns([3, 2], gap="large")
+    with now:
+        _now_playing(user, queue)
+        _search(queue)
+    with side:
+        _up_next(user)
+        _radio(queue)
+        _queue(queue)
+
+
+def _now_playing(user: User, queue: PlayerQueue) -> None:
+    st.subheader("Now playing")
+    if queue.current is None:
+        st.info("Pick a track below, or start your recommendations on the right.")
+        return
+    track = queue.current
+    st.markdown(attribution(track))
+    try:
+        log = audio_player(track, token=queue.token, autoplay=queue.autoplay)
+    except AudioUnavailableError as exc:
+        st.error(f"This track cannot play: {exc}")
+        return
+    _handle_reports(user, queue, log)
+    like, dislike, _ = st.columns([1, 1, 4])
+    if like.button("Like", key="like_button", icon=":material/thumb_up:"):
+        _send_action(user, queue, EventType.LIKE)
+    if dislike.button("Dislike", key="dislike_button", icon=":material/thumb_down:"):
+        _send_action(user, queue, EventType.DISLIKE)
+
+
+def _handle_reports(user: User, queue: PlayerQueue, log: list[dict]) -> None:
+    """Each new player report becomes one event; a complete or skip moves the queue on."""
+    producer, sid, move_on = event_producer(), session_id(), False
+    for report in queue.unseen_reports(log):
+        queue.note_position(report)
+        try:
+            emit(producer, event_from_report(user, sid, report))
+        except InvalidEventError as exc:
+            st.warning(f"A {report['type']} event was not recorded: {exc.reason}")
+        move_on = move_on or queue.ends_current(report)
+    if move_on:
+        queue.advance()
+        st.rerun()
+
+
+def _send_action(user: User, queue: PlayerQueue, kind: EventType) -> None:
+    event = player_event(user, session_id=session_id(), track_id=queue.current["track_id"], kind=kind,
+                         position_s=queue.last_position)
+    emit(event_producer(), event)
+    st.toast(f"{'Liked' if kind == EventType.LIKE else 'Disliked'}: {queue.current.get('title')}")
+
+
+def _track_row(track: dict, queue: PlayerQueue, *, prefix: str, reason: str | None = None) -> None:
+    text, play, later = st.columns([6, 1, 1], vertical_alignment="center")
+    text.markdown(attribution(track) + (f"  \n:gray[{reason}]" if reason else ""))
+    if play.button("Play", key=f"{prefix}_play_{track['track_id']}", icon=":material/play_arrow:"):
+        queue.play_now(track)
+        st.rerun()
+    if later.button("Next", key=f"{prefix}_queue_{track['track_id']}", icon=":material/queue_music:",
+                    help="Play after the current track"):
+        queue.play_next(track)
+        st.rerun()
+
+
+def _search(queue: PlayerQueue) -> None:
+    st.subheader("Browse the catalogue")
+    words, genre = st.columns([3, 2])
+    query = words.text_input("Search title, artist or album", key="search_query")
+    genre_id = genre.selectbox("Genre", options=[None, *TOP_LEVEL_GENRES], key="search_genre",
+                               format_func=lambda g: "All genres" if g is None else TOP_LEVEL_GENRES[g])
+    with database_section("The catalogue"):
+        results = search_catalogue(database(), query, genre_id=genre_id, limit=20)
+        if not results:
+            st.info("No track matches. Try fewer words, or run the ETL DAG to load the catalogue.")
+        for track in results:
+            _track_row(track, queue, prefix="search")
+
+
+@st.fragment(run_every="3s")
+def _up_next(user: User) -> None:
+    st.subheader("Up next for you")
+    queue = player_queue()
+    exclude = {queue.current["track_id"]} if queue.current else set()
+    with database_section("Recommendations"):
+        picks = up_next(database(), user_id=user.user_id, genres=user.genres, exclude=exclude, limit=8)
+        st.caption(f"Source: {SOURCE_LABELS[picks.source.value]}")
+        if not picks.items:
+            st.info("Nothing to recommend yet: the catalogue is empty (run the ETL DAG).")
+            return
+        if st.button("Queue these", key="upnext_queue_all", icon=":material/playlist_add:"):
+            queue.enqueue([item.track for item in picks.items])
+            st.rerun()
+        for item in picks.items:
+            _track_row(item.track, queue, prefix="upnext", reason=item.reason)
+
+
+def _radio(queue: PlayerQueue) -> None:
+    st.subheader("More like this")
+    if queue.current is None:
+        st.caption("Play a track to get its radio.")
+        return
+    with database_section("Similar tracks"):
+        similar = similar_to(database(), queue.current["track_id"], limit=10)
+        if not similar:
+            st.caption("No similar tracks computed for this one yet (run the similarity job).")
+            return
+        if st.button("Start radio", key="radio_start", icon=":material/radio:"):
+            queue.replace_upcoming([item.track for item in similar])
+            st.rerun()
+        for item in similar[:5]:
+            _track_row(item.track, queue, prefix="radio", reason=item.reason)
+
+
+def _queue(queue: PlayerQueue) -> None:
+    st.subheader("Your queue")
+    if not queue.upcoming:
+        st.caption("Empty. Use “Next” on any track to line it up.")
+        return
+    if queue.current is None and st.button("Start the queue", key="queue_start", icon=":material/play_arrow:"):
+        queue.advance()
+        st.rerun()
+    for position, track in enumerate(queue.upcoming, start=1):
+        text, remove = st.columns([6, 1], vertical_alignment="center")
+        text.markdown(f"{position}. {attribution(track)}")
+        if remove.button("Remove", key=f"queue_remove_{track['track_id']}", icon=":material/close:"):
+            queue.remove(track["track_id"])
+            st.rerun()

@@ -1,0 +1,664 @@
+"""The real-time loop: listening events from Kafka -> fresh recommendations in MongoDB.
+
+    spark-submit --master local[2] spark_jobs/streaming_recommendations.py \\
+        [--trigger-seconds 1] [--checkpoint DIR] [--starting-offsets earliest] \\
+        [--max-offsets-per-trigger N] [--run-for SECONDS]
+
+A Structured Streaming query reads the events topic (``read_kafka_stream``: the native
+connector or the Python source, same columns) and hands each micro-batch to
+``RecommendationStream`` (``foreachBatch``), which works on the driver:
+
+1. decode every record with the event contract; malformed payloads and unknown tracks
+   go to ``dead_letters`` keyed by (topic, partition, offset) - the stream never stops
+   for bad input;
+2. insert the valid events into ``listening_events`` by ``_id = event_id``
+   (``$setOnInsert``: a replayed batch changes nothing);
+3. for every listener of the batch: a short-term taste from their last events (including
+   this batch), ranked against every track embedding and blended with the ALS champion's
+   score when the listener has factors; upserted into ``realtime_recommendations``;
+4. recompute the touched 5-minute ``trending`` windows from ``listening_events`` and
+   replace them (idempotent, unlike ``$inc``);
+5. write one ``stream_metrics`` document per batch (keyed by query id and batch id).
+
+Exactly-once effect: Spark checkpoints the offsets of each batch, a batch that did not
+finish is replayed with the same offsets, and every write above is an idempotent upsert.
+The supervisor loop (``supervise``) keeps a heartbeat with the lag per partition for
+``infra.streaming.streaming_health`` and stops the query on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
+from pymongo.database import Database
+
+if __package__ in (None, ""):  # run as a file by spark-submit: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fma_platform.contracts import ALS_MODELS, FEATURE_TRANSFORM_MODELS, Collection  # noqa: E402
+from fma_platform.settings import Settings, get_settings  # noqa: E402
+from infra.streaming import BATCH_KIND, HEARTBEAT_INTERVAL_S, HEARTBEAT_KIND, QUERY_NAME, heartbeat_id  # noqa: E402
+from spark_jobs import realtime  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "streaming-recommendations"
+CURRENT_POINTER = "CURRENT"
+CHAMPION_POINTER = "CHAMPION"
+HISTORY_FIELDS = ("track_id", "type", "listened_s", "track_duration_s", "client_ts")
+
+
+class StreamingJobError(RuntimeError):
+    """The job cannot run (bad arguments, unreadable model files, failed query)."""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Tunables of the recommendation step (see ``spark_jobs.realtime`` for their meaning)."""
+
+    half_life_s: float = realtime.HALF_LIFE_S
+    recent_events: int = realtime.RECENT_EVENTS
+    exclude_recent: int = realtime.EXCLUDE_RECENT
+    top_k: int = realtime.TOP_K
+    als_weight: float = realtime.ALS_WEIGHT
+    window: timedelta = realtime.WINDOW
+    catalog_refresh_s: float = 600.0  # reload the catalog at least this often (new tracks)
+
+
+# --- models ---------------------------------------------------------------------------------
+def read_pointer(path: Path) -> str | None:
+    """The version a pointer file names (plain text, or JSON with "version"); None if absent."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if text.startswith("{"):
+        version = json.loads(text).get("version")
+        if not version:
+            raise StreamingJobError(f"pointer {path} names no version: {text[:200]}")
+        return str(version)
+    return text or None
+
+
+@dataclass(frozen=True)
+class TrackCatalog:
+    """Every known track id, and the tracks with embeddings as aligned arrays."""
+
+    known_ids: frozenset[int]
+    track_ids: np.ndarray  # int64, tracks with an embedding
+    embeddings: np.ndarray  # float64 (n, d), unit rows
+    index_of: dict[int, int]
+    titles: dict[int, str]
+    genres: dict[int, tuple[int, str]]  # track_id -> (top_genre_id, top_genre_title)
+    popularity: np.ndarray  # listens of each embedded track
+    version: str | None  # the feature transform's CURRENT (None when unknown)
+    loaded_at: float
+
+
+def load_track_catalog(db: Database, *, version: str | None) -> TrackCatalog:
+    """Tracks and their embeddings from MongoDB (embeddings of the modal dimension only)."""
+    tracks = list(db[Collection.TRACKS].find(
+        {}, {"_id": 0, "track_id": 1, "title": 1, "top_genre_id": 1, "top_genre_title": 1, "listens": 1}
+    ))
+    titles = {int(t["track_id"]): t.get("title") or f"track {t['track_id']}" for t in tracks}
+    genres = {int(t["track_id"]): (int(t["top_genre_id"]), t.get("top_genre_title") or str(t["top_genre_id"]))
+              for t in tracks if t.get("top_genre_id") is not None}
+    listens = {int(t["track_id"]): float(t.get("listens") or 0) for t in tracks}
+    features = [f for f in db[Collection.TRACK_FEATURES].find(
+        {"embedding": {"$exists": True}}, {"_id": 0, "track_id": 1, "embedding": 1}
+    ) if f.get("embedding") and int(f["track_id"]) in titles]
+    if features:
+        dimensions = pd.Series([len(f["embedding"]) for f in features])
+        modal = int(dimensions.mode().iloc[0])
+        dropped = int((dimensions != modal).sum())
+        if dropped:
+            log.warning("%d embeddings have another dimension than %d (mixed transform versions?): ignored",
+                        dropped, modal)
+        features = [f for f in features if len(f["embedding"]) == modal]
+    track_ids = np.array([int(f["track_id"]) for f in features], dtype=np.int64)
+    embeddings = np.array([f["embedding"] for f in features], dtype=np.float64).reshape(len(features), -1)
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True) if len(features) else np.ones((0, 1))
+    embeddings = np.divide(embeddings, norms, out=np.zeros_like(embeddings), where=norms > 0)
+    return TrackCatalog(
+        known_ids=frozenset(titles),
+        track_ids=track_ids,
+        embeddings=embeddings,
+        index_of={int(t): i for i, t in enumerate(track_ids)},
+        titles=titles,
+        genres=genres,
+        popularity=np.array([listens[int(t)] for t in track_ids], dtype=np.float64),
+        version=version,
+        loaded_at=time.monotonic(),
+    )
+
+
+@dataclass(frozen=True)
+class AlsFactors:
+    """The ALS champion's factors: users by id, items aligned to a catalog's embedded tracks."""
+
+    version: str
+    user_index: dict[str, int]
+    user_factors: np.ndarray
+    item_factors: np.ndarray  # (n_catalog_tracks, rank), zero rows where missing
+    has_item: np.ndarray  # bool
+
+    def scores_for(self, user_id: str) -> np.ndarray | None:
+        row = self.user_index.get(user_id)
+        if row is None:
+            return None
+        return realtime.normalised_als_scores(self.user_factors[row], self.item_factors, self.has_item)
+
+
+def load_als_factors(version_dir: Path, version: str, catalog: TrackCatalog) -> AlsFactors:
+    """Read ``user_factors.parquet`` and ``item_factors.parquet`` (files or Spark folders)."""
+    users = pd.read_parquet(version_dir / "user_factors.parquet", columns=["user_id", "features"])
+    items = pd.read_parquet(version_dir / "item_factors.parquet", columns=["track_id", "features"])
+    user_factors = np.array(users["features"].tolist(), dtype=np.float64)
+    rank = user_factors.shape[1] if user_factors.ndim == 2 else 0
+    item_factors = np.zeros((len(catalog.track_ids), rank))
+    has_item = np.zeros(len(catalog.track_ids), dtype=bool)
+    for track_id, features in zip(items["track_id"].astype(int), items["features"]):
+        row = catalog.index_of.get(int(track_id))
+        if row is not None:
+            item_factors[row] = features
+            has_item[row] = True
+    return AlsFactors(version, {str(u): i for i, u in enumerate(users["user_id"])}, user_factors,
+                      item_factors, has_item)
+
+
+class ModelCache:
+    """The catalog and ALS factors, reloaded only when their pointer (or the catalog) changes."""
+
+    def __init__(self, db: Database, models_dir: Path, *, refresh_s: float) -> None:
+        self._db = db
+        self._models_dir = models_dir
+        self._refresh_s = refresh_s
+        self._catalog: TrackCatalog | None = None
+        self._als: AlsFactors | None = None
+        self._als_key: tuple | None = None
+        self.als_error: str | None = None
+
+    def catalog(self) -> TrackCatalog:
+        version = read_pointer(self._models_dir / FEATURE_TRANSFORM_MODELS / CURRENT_POINTER)
+        stale = self._catalog is None or self._catalog.version != version or (
+            time.monotonic() - self._catalog.loaded_at > self._refresh_s)
+        if stale:
+            self._catalog = load_track_catalog(self._db, version=version)
+            log.info("catalog loaded: %d tracks, %d with embeddings (transform %s)",
+                     len(self._catalog.known_ids), len(self._catalog.track_ids), version)
+        return self._catalog
+
+    def reload_if_new_tracks(self, track_ids: set[int]) -> TrackCatalog:
+        """Reload when ``tracks`` holds some of ``track_ids`` that the cached catalog misses."""
+        catalog = self.catalog()
+        missing = sorted(t for t in track_ids if t not in catalog.known_ids)
+        if missing and self._db[Collection.TRACKS].count_documents({"track_id": {"$in": missing}}, limit=1):
+            self._catalog = load_track_catalog(self._db, version=catalog.version)
+        return self._catalog
+
+    def als(self, catalog: TrackCatalog) -> AlsFactors | None:
+        """The champion's factors, None when there is no champion (content-only ranking).
+
+        A champion whose files cannot be read is reported in ``als_error`` (and the
+        batch metrics) and ranking falls back to content only: the stream keeps going.
+        """
+        folder = self._models_dir / ALS_MODELS
+        version = read_pointer(folder / CHAMPION_POINTER)
+        key = (version, id(catalog))
+        if key == self._als_key:
+            return self._als
+        self._als_key, self._als, self.als_error = key, None, None
+        if version is not None:
+            try:
+                self._als = load_als_factors(folder / version, version, catalog)
+            except (OSError, ValueError, KeyError) as exc:
+                self.als_error = f"ALS champion {version} unreadable: {type(exc).__name__}: {exc}"
+                log.error("%s; ranking by content only", self.als_error)
+        return self._als
+
+
+# --- the batch processor ----------------------------------------------------------------------
+@dataclass
+class BatchReport:
+    """What one batch did (the ``stream_metrics`` document without its keys)."""
+
+    batch_id: int
+    input_rows: int = 0
+    valid_events: int = 0
+    new_events: int = 0
+    dead_letters: int = 0
+    users_updated: int = 0
+    processing_seconds: float = 0.0
+    latency_seconds: dict = field(default_factory=dict)
+    offsets: dict = field(default_factory=dict)
+    active_listeners: dict | None = None
+    model_version: str | None = None
+    als_error: str | None = None
+
+
+class RecommendationStream:
+    """``foreachBatch`` handler: call it with ``(batch_df, batch_id)``, or ``process`` with records."""
+
+    def __init__(self, db: Database, settings: Settings, *, config: StreamConfig | None = None,
+                 query_name: str = QUERY_NAME, checkpoint: Path | None = None) -> None:
+        self.db = db
+        self.config = config or StreamConfig()
+        self.query_name = query_name
+        self.checkpoint = checkpoint
+        self.models = ModelCache(db, settings.models_dir, refresh_s=self.config.catalog_refresh_s)
+        self._query_id: str | None = None
+        self.last_report: BatchReport | None = None
+        ensure_indexes(db)
+
+    @property
+    def query_id(self) -> str:
+        """The query's id, stable across restarts (Spark keeps it in the checkpoint)."""
+        if self._query_id is None and self.checkpoint is not None and (self.checkpoint / "metadata").is_file():
+            self._query_id = json.loads((self.checkpoint / "metadata").read_text())["id"]
+        return self._query_id or self.query_name
+
+    def __call__(self, batch_df, batch_id: int) -> None:
+        rows = batch_df.selectExpr(
+            "value", "topic", "partition", "offset", "CAST(timestamp AS DOUBLE) AS ts"
+        ).collect()
+        records = [
+            realtime.KafkaRecord(
+                None if row.value is None else bytes(row.value), row.topic, int(row.partition), int(row.offset),
+                datetime.fromtimestamp(row.ts, tz=timezone.utc),
+            )
+            for row in rows
+        ]
+        self.process(records, batch_id)
+
+    def process(self, records: Sequence[realtime.KafkaRecord], batch_id: int) -> BatchReport:
+        """Run the five steps of the module docstring on one batch's records."""
+        started = time.monotonic()
+        now = datetime.now(timezone.utc)
+        report = BatchReport(batch_id=batch_id, input_rows=len(records), offsets=realtime.next_offsets(records))
+        catalog = self.models.reload_if_new_tracks(_track_ids_of(records))
+        classified = realtime.classify_records(records, known_track_ids=catalog.known_ids, received_at=now)
+        report.dead_letters = write_dead_letters(self.db, classified.dead_letters)
+        report.valid_events = len(classified.valid)
+        report.new_events = write_events(self.db, classified.valid)
+        als = self.models.als(catalog)
+        report.als_error = self.models.als_error
+        report.model_version = _model_version(catalog, als)
+        written_at, report.users_updated = self.update_recommendations(classified.valid, catalog, als, report.model_version)
+        report.latency_seconds = realtime.latency_summary(
+            [written_at - item.record.timestamp.timestamp() for item in classified.valid]
+        )
+        report.active_listeners = update_trending(self.db, classified.valid, catalog, window=self.config.window)
+        report.processing_seconds = round(time.monotonic() - started, 4)
+        write_batch_metrics(self.db, report, query_id=self.query_id, query_name=self.query_name, batch_time=now)
+        self.last_report = report
+        log.info("batch %d: %d rows, %d valid, %d dead letters, %d users in %.3f s", batch_id, report.input_rows,
+                 report.valid_events, report.dead_letters, report.users_updated, report.processing_seconds)
+        return report
+
+    def update_recommendations(self, valid, catalog: TrackCatalog, als: AlsFactors | None,
+                               model_version: str) -> tuple[float, int]:
+        """Recommendations of every listener in ``valid``; (epoch when written, listeners)."""
+        latest: dict[str, realtime.ValidEvent] = {}
+        for item in valid:
+            current = latest.get(item.event.user_id)
+            if current is None or item.event.client_ts >= current.event.client_ts:
+                latest[item.event.user_id] = item
+        if not latest:
+            return time.time(), 0
+        histories = load_histories(self.db, list(latest), limit=self.config.recent_events)
+        updated_at = datetime.now(timezone.utc)
+        operations = []
+        for user_id, trigger in latest.items():
+            items = recommend_for(user_id, histories.get(user_id, _empty_history()), catalog, als, self.config)
+            operations.append(UpdateOne({"user_id": user_id}, {"$set": {
+                "user_id": user_id,
+                "items": [item.as_document() for item in items],
+                "triggered_by": trigger.event.event_id,
+                "event_time": trigger.event.client_ts,
+                "updated_at": updated_at,
+                "model_version": model_version,
+            }}, upsert=True))
+        self.db[Collection.REALTIME_RECOMMENDATIONS].bulk_write(operations, ordered=False)
+        return time.time(), len(operations)
+
+
+def recommend_for(user_id: str, history: pd.DataFrame, catalog: TrackCatalog, als: AlsFactors | None,
+                  config: StreamConfig) -> list[realtime.RankedItem]:
+    """One listener's ranked items from their recent ``history`` (newest first)."""
+    if len(catalog.track_ids) == 0:
+        return []
+    taste = realtime.taste_vector(history, catalog.embeddings, catalog.index_of, half_life_s=config.half_life_s)
+    als_scores = als.scores_for(user_id) if als is not None else None
+    return realtime.rank_tracks(
+        track_ids=catalog.track_ids,
+        embeddings=catalog.embeddings,
+        taste=taste,
+        excluded=realtime.recently_heard(history, window=config.exclude_recent),
+        als_scores=als_scores,
+        popularity=catalog.popularity,
+        anchors=realtime.recent_anchors(history, catalog.titles),
+        index_of=catalog.index_of,
+        als_weight=config.als_weight,
+        k=config.top_k,
+    )
+
+
+# --- MongoDB reads and writes -----------------------------------------------------------------
+def ensure_indexes(db: Database) -> None:
+    """Indexes the job's reads and upserts rely on (idempotent)."""
+    db[Collection.LISTENING_EVENTS].create_index([("user_id", ASCENDING), ("client_ts", DESCENDING)])
+    db[Collection.LISTENING_EVENTS].create_index([("track_id", ASCENDING), ("client_ts", ASCENDING)])
+    db[Collection.LISTENING_EVENTS].create_index([("client_ts", ASCENDING)])
+    db[Collection.REALTIME_RECOMMENDATIONS].create_index([("user_id", ASCENDING)], unique=True)
+    db[Collection.TRENDING].create_index([("window_start", ASCENDING), ("kind", ASCENDING)])
+    db[Collection.STREAM_METRICS].create_index([("query_id", ASCENDING), ("batch_id", ASCENDING)])
+
+
+def write_dead_letters(db: Database, documents: list[dict]) -> int:
+    """Insert dead letters once per (topic, partition, offset); return how many the batch had."""
+    if documents:
+        db[Collection.DEAD_LETTERS].bulk_write(
+            [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in documents], ordered=False
+        )
+    return len(documents)
+
+
+def write_events(db: Database, valid: Sequence[realtime.ValidEvent]) -> int:
+    """Insert the events by ``_id = event_id``; return how many were new (a replay adds 0)."""
+    documents = realtime.event_documents(valid)
+    if not documents:
+        return 0
+    result = db[Collection.LISTENING_EVENTS].bulk_write(
+        [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in documents], ordered=False
+    )
+    return result.upserted_count
+
+
+def load_histories(db: Database, user_ids: list[str], *, limit: int) -> dict[str, pd.DataFrame]:
+    """Each listener's last ``limit`` events (newest first) as a DataFrame of ``HISTORY_FIELDS``."""
+    projection = {"_id": 0, "user_id": 1, **{name: 1 for name in HISTORY_FIELDS}}
+    histories = {}
+    events = db[Collection.LISTENING_EVENTS]
+    for user_id in user_ids:
+        documents = list(events.find({"user_id": user_id}, projection).sort("client_ts", DESCENDING).limit(limit))
+        histories[user_id] = pd.DataFrame(documents, columns=["user_id", *HISTORY_FIELDS])
+    return histories
+
+
+def _empty_history() -> pd.DataFrame:
+    return pd.DataFrame(columns=["user_id", *HISTORY_FIELDS])
+
+
+def update_trending(db: Database, valid: Sequence[realtime.ValidEvent], catalog: TrackCatalog, *,
+                    window: timedelta) -> dict | None:
+    """Recompute and replace the trending documents of the windows and tracks this batch touched.
+
+    Track documents are counted from ``listening_events`` (all events of that track in
+    that window); genre documents are sums of the window's track documents. Returns the
+    active listeners (distinct users) of the newest touched window.
+    """
+    touched: dict[datetime, set[int]] = {}
+    for item in valid:
+        touched.setdefault(realtime.window_start(item.event.client_ts, window=window), set()).add(item.event.track_id)
+    if not touched:
+        return None
+    events = db[Collection.LISTENING_EVENTS]
+    trending = db[Collection.TRENDING]
+    for start, track_ids in sorted(touched.items()):
+        in_window = {"$gte": start, "$lt": start + window}
+        rows = list(events.find({"track_id": {"$in": sorted(track_ids)}, "client_ts": in_window},
+                                {"_id": 0, "track_id": 1, "type": 1, "client_ts": 1}))
+        track_documents = realtime.track_trending_documents(pd.DataFrame(rows, columns=["track_id", "type", "client_ts"]),
+                                                            catalog.genres, window=window)
+        _replace_all(trending, track_documents)
+        genre_ids = sorted({catalog.genres[t][0] for t in track_ids if t in catalog.genres})
+        if genre_ids:
+            window_tracks = list(trending.find({"kind": "track", "window_start": start, "genre_id": {"$in": genre_ids}},
+                                               {"_id": 0}))
+            _replace_all(trending, realtime.genre_trending_documents(
+                window_tracks, {g: title for g, title in catalog.genres.values()}, window=window))
+    newest = max(touched)
+    users = events.distinct("user_id", {"client_ts": {"$gte": newest, "$lt": newest + window}})
+    return {"window_start": newest, "window_end": newest + window, "users": len(users)}
+
+
+def _replace_all(collection, documents: list[dict]) -> None:
+    if documents:
+        collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents], ordered=False)
+
+
+def write_batch_metrics(db: Database, report: BatchReport, *, query_id: str, query_name: str,
+                        batch_time: datetime) -> None:
+    """Upsert the batch's ``stream_metrics`` document (lag is added by ``record_progress``)."""
+    document = {
+        "kind": BATCH_KIND,
+        "query_id": query_id,
+        "query_name": query_name,
+        "batch_id": report.batch_id,
+        "batch_time": batch_time,
+        "input_rows": report.input_rows,
+        "valid_events": report.valid_events,
+        "new_events": report.new_events,
+        "dead_letters": report.dead_letters,
+        "users_updated": report.users_updated,
+        "processing_seconds": report.processing_seconds,
+        "latency_seconds": report.latency_seconds,
+        "offsets": report.offsets,
+        "active_listeners": report.active_listeners,
+        "model_version": report.model_version,
+        "als_error": report.als_error,
+    }
+    db[Collection.STREAM_METRICS].update_one({"_id": f"{query_id}/{report.batch_id}"}, {"$set": document}, upsert=True)
+
+
+def _track_ids_of(records: Sequence[realtime.KafkaRecord]) -> set[int]:
+    """Track ids mentioned by parseable records (to notice catalog additions before classifying)."""
+    ids = set()
+    for record in records:
+        try:
+            track_id = json.loads(record.value).get("track_id") if record.value else None
+        except (ValueError, AttributeError):
+            continue  # not JSON / not an object: classify_records dead-letters it with its reason
+        if isinstance(track_id, int) and not isinstance(track_id, bool):
+            ids.add(track_id)
+    return ids
+
+
+def _model_version(catalog: TrackCatalog, als: AlsFactors | None) -> str:
+    content = f"content:{catalog.version or 'unversioned'}"
+    return content if als is None else f"{content}+als:{als.version}"
+
+
+# --- progress, heartbeat and the query ----------------------------------------------------------
+def progress_lag(progress) -> tuple[dict[str, int], dict[str, int]]:
+    """``({partition: end offset}, {partition: records behind})`` of a query progress."""
+    if not progress.sources:
+        return {}, {}
+    source = progress.sources[0]
+    end = _offsets(source.endOffset)
+    latest = _offsets(source.latestOffset) or end
+    lag = {partition: max(int(latest.get(partition, position)) - int(position), 0) for partition, position in end.items()}
+    return end, lag
+
+
+def _offsets(value) -> dict[str, int]:
+    if value is None:
+        return {}
+    parsed = json.loads(value) if isinstance(value, str) else value
+    if isinstance(parsed, dict) and parsed and all(isinstance(v, dict) for v in parsed.values()):
+        parsed = next(iter(parsed.values()))  # the native source nests offsets by topic
+    return {str(k): int(v) for k, v in (parsed or {}).items()}
+
+
+class Supervisor:
+    """Keeps the heartbeat and the lag of finished batches in ``stream_metrics``."""
+
+    def __init__(self, db: Database, query, stream: RecommendationStream) -> None:
+        self.db = db
+        self.query = query
+        self.stream = stream
+        self.started_at = time.time()
+        self.last_batch_id = -1
+
+    def record_progress(self, *, error: str | None = None) -> dict:
+        """Write lag into the batch documents seen since the last call, and the heartbeat."""
+        metrics = self.db[Collection.STREAM_METRICS]
+        end, lag = {}, {}
+        last_batch = None
+        for progress in self.query.recentProgress:
+            end, lag = progress_lag(progress)
+            last_batch = progress.batchId
+            if progress.batchId > self.last_batch_id and progress.numInputRows:
+                metrics.update_one({"_id": f"{self.stream.query_id}/{progress.batchId}"},
+                                   {"$set": {"end_offsets": end, "lag": lag}})
+            self.last_batch_id = max(self.last_batch_id, progress.batchId)
+        heartbeat = {
+            "kind": HEARTBEAT_KIND,
+            "query_name": self.stream.query_name,
+            "query_id": str(self.query.id),
+            "run_id": str(self.query.runId),
+            "is_active": self.query.isActive and error is None,
+            "error": error,
+            "status": self.query.status.get("message") if self.query.isActive else "stopped",
+            "last_batch_id": last_batch,
+            "end_offsets": end,
+            "lag": lag,
+            "total_lag": sum(lag.values()) if lag else None,
+            "started_at_epoch": self.started_at,
+            "updated_at": datetime.now(timezone.utc),
+        }
+        metrics.update_one({"_id": heartbeat_id(self.stream.query_name)}, {"$set": heartbeat}, upsert=True)
+        return heartbeat
+
+    def mark_stopped(self, error: str | None) -> None:
+        """Record in the heartbeat that the query is no longer running (without asking Spark)."""
+        self.db[Collection.STREAM_METRICS].update_one({"_id": heartbeat_id(self.stream.query_name)}, {"$set": {
+            "kind": HEARTBEAT_KIND, "query_name": self.stream.query_name, "is_active": False,
+            "error": error, "status": "stopped", "updated_at": datetime.now(timezone.utc),
+        }}, upsert=True)
+
+
+def stop_query(query) -> None:
+    """Stop ``query``; on SIGTERM under spark-submit the JVM may already be going down."""
+    from py4j.protocol import Py4JError
+
+    try:
+        query.stop()
+    except Py4JError as exc:
+        log.warning("stopping the query failed (JVM shutting down?): %s", exc)
+
+
+def start_stream(
+    spark,
+    settings: Settings,
+    *,
+    db: Database,
+    checkpoint: Path,
+    topic: str | None = None,
+    trigger_seconds: float = 1.0,
+    starting_offsets: str = "earliest",
+    max_offsets_per_trigger: int | None = None,
+    config: StreamConfig | None = None,
+    query_name: str = QUERY_NAME,
+    wrap_handler: Callable | None = None,
+):
+    """Start the query; return ``(query, stream)`` (the caller stops the query).
+
+    ``wrap_handler(stream)`` may return another ``foreachBatch`` function around the
+    stream (tests use it to crash a batch half-way).
+    """
+    from spark_jobs.kafka_source import read_kafka_stream
+
+    if trigger_seconds < 0:
+        raise StreamingJobError(f"--trigger-seconds must be >= 0, got {trigger_seconds}")
+    stream = RecommendationStream(db, settings, config=config, query_name=query_name, checkpoint=checkpoint)
+    stream.models.catalog()  # load once before the first batch
+    events = read_kafka_stream(spark, settings, topic=topic or settings.kafka_events_topic,
+                               starting_offsets=starting_offsets, max_offsets_per_trigger=max_offsets_per_trigger)
+    query = (
+        events.writeStream.queryName(query_name)
+        .foreachBatch(stream if wrap_handler is None else wrap_handler(stream))
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(processingTime=f"{trigger_seconds} seconds")
+        .start()
+    )
+    return query, stream
+
+
+def supervise(query, supervisor: Supervisor, *, stop: threading.Event, run_for: float | None) -> str | None:
+    """Heartbeat until ``stop`` is set, ``run_for`` seconds pass, or the query ends; its error."""
+    deadline = None if run_for is None else time.monotonic() + run_for
+    next_beat = 0.0
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        if query.awaitTermination(0.5):
+            break
+        if time.monotonic() >= next_beat:
+            supervisor.record_progress()
+            next_beat = time.monotonic() + HEARTBEAT_INTERVAL_S
+    failure = query.exception()
+    return None if failure is None else str(failure)
+
+
+def default_checkpoint(settings: Settings) -> Path:
+    return settings.state_dir / "checkpoints" / "streaming_recommendations"
+
+
+def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="streaming_recommendations", description=__doc__.splitlines()[0])
+    parser.add_argument("--trigger-seconds", type=float, default=1.0, help="micro-batch interval (default 1 s)")
+    parser.add_argument("--checkpoint", type=Path, default=default_checkpoint(settings),
+                        help="checkpoint folder (offsets of committed batches)")
+    parser.add_argument("--starting-offsets", choices=("earliest", "latest"), default="earliest",
+                        help="where a query without checkpoint starts")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="most records per batch")
+    parser.add_argument("--run-for", type=float, default=None, help="stop after this many seconds (tests, benchmarks)")
+    parser.add_argument("--topic", default=None, help="another topic than the settings' events topic")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the query until SIGTERM/SIGINT (or ``--run-for``); print a JSON summary line."""
+    from fma_platform.mongo import platform_db
+    from spark_jobs.session import spark_session
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    args = parse_args(argv, settings)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    spark = spark_session(APP_NAME, settings=settings)
+    db = platform_db(settings)
+    query, stream = start_stream(
+        spark, settings, db=db, checkpoint=args.checkpoint, topic=args.topic, trigger_seconds=args.trigger_seconds,
+        starting_offsets=args.starting_offsets, max_offsets_per_trigger=args.max_offsets_per_trigger,
+    )
+    supervisor = Supervisor(db, query, stream)
+    error = None
+    try:
+        error = supervise(query, supervisor, stop=stop, run_for=args.run_for)
+    finally:
+        stop_query(query)
+        supervisor.mark_stopped(error)
+        spark.stop()
+    summary = {"query_id": str(query.id), "batches": supervisor.last_batch_id + 1, "error": error}
+    print(json.dumps(summary))
+    return 1 if error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
