@@ -9,11 +9,24 @@ an Airflow task mapped over chunks is idempotent. ``merge_chunks`` writes FMA's
 
 Every track either yields a row or a failure ``(track_id, reason)``; one bad file never
 stops the run, and a crashed worker process only fails the track it was working on.
+The chunk is checked before it is written: a track with neither becomes a
+``missing_result`` failure, never a silent gap.
+
+Workers share numba's on-disk JIT cache (``NUMBA_CACHE_DIR``). numba writes it
+file by file, and a gufunc is cached as two entries (kernel and wrapper) that must
+come from the same compilation; two processes compiling at once can leave a wrapper
+whose kernel symbol resolves to address 0, and every later process that loads it
+segfaults (each new worker then dies in its warm-up, so whole chunks came back as
+``worker_crash``). ``warm_worker`` therefore compiles, or loads, under an exclusive
+file lock in the cache folder: one writer at a time, across pools and runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +50,8 @@ FAILURES_CSV = "failures.csv"
 TIMING_COLUMN = "extract_seconds"
 REASON_WORKER_CRASH = "worker_crash"
 REASON_UNEXPECTED = "unexpected_error"
+REASON_MISSING_RESULT = "missing_result"
+WARM_LOCK_NAME = ".audio_features-warm.lock"
 FAILURE_COLUMNS = ("track_id", "reason")
 
 
@@ -194,16 +209,38 @@ def merge_chunks(out_dir: Path) -> tuple[Path, Path]:
 
 
 def warm_worker() -> None:
-    """Pay librosa's numba JIT once per process: one extraction of 2 s of noise."""
+    """Pay librosa's numba JIT once per process: one extraction of 2 s of noise.
+
+    Importing librosa and the first extraction are what compile and write numba's
+    cache, so both run under ``numba_cache_lock`` (see the module docstring).
+    """
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # one core per worker: BLAS must not spawn its own threads
-    import numpy as np
+    with numba_cache_lock():
+        import numpy as np
 
-    from audio_features.features import compute_features
+        from audio_features.features import compute_features
 
-    noise = np.random.default_rng(0).standard_normal(44100 * 2).astype(np.float32) * 0.1
-    compute_features(noise, sr=44100)
+        noise = np.random.default_rng(0).standard_normal(44100 * 2).astype(np.float32) * 0.1
+        compute_features(noise, sr=44100)
+
+
+@contextlib.contextmanager
+def numba_cache_lock():
+    """Hold an exclusive lock on numba's cache folder (its default place: the temp dir).
+
+    ``flock`` is released by the kernel when the holder exits, even by a crash, so a
+    dead worker never leaves the lock behind.
+    """
+    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / WARM_LOCK_NAME, "a+b") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
 
 def extract_one(job: TrackJob) -> tuple[int, dict | None, str | None]:
@@ -244,15 +281,49 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
 def _run_chunk(index, jobs, *, out_dir, pool, workers, bar=None):
     """Run one chunk on ``pool``; returns its result and the (possibly restarted) pool."""
     target = chunk_path(out_dir, index)
-    if target.exists():
+    done = _finished_chunk_counts(index, jobs, out_dir=out_dir)
+    if done is not None:
         if bar is not None:
             bar.update(len(jobs))
-        n_failed = len(pd.read_csv(chunk_failures_path(out_dir, index)))
-        return ChunkResult(index, target, len(jobs) - n_failed, n_failed, skipped=True), pool
+        return ChunkResult(index, target, *done, skipped=True), pool
     records, failures = [], []
     pool = _run_jobs(jobs, pool, workers, records, failures, bar)
+    account_for_every_track(jobs, records, failures)
     _write_chunk(index, records, failures, out_dir=out_dir)
     return ChunkResult(index, target, len(records), len(failures), skipped=False), pool
+
+
+def _finished_chunk_counts(index, jobs, *, out_dir):
+    """``(n_extracted, n_failed)`` of a finished chunk for exactly ``jobs``, else None.
+
+    A chunk file for other tracks (the plan changed) or with a track missing is not
+    finished: it is recomputed, so a rerun never keeps a gap.
+    """
+    target, failures_csv = chunk_path(out_dir, index), chunk_failures_path(out_dir, index)
+    if not (target.exists() and failures_csv.exists()):
+        return None
+    extracted = pd.read_parquet(target, columns=["track_id"]).track_id.tolist()
+    failed = pd.read_csv(failures_csv).track_id.tolist()
+    if sorted(extracted + failed) != sorted(job.track_id for job in jobs):
+        return None
+    return len(extracted), len(failed)
+
+
+def account_for_every_track(jobs, records, failures) -> None:
+    """Enforce "rows + failures == tracks of the chunk", in place.
+
+    A track with neither a record nor a failure gets a ``missing_result`` failure.
+    A track with two outcomes, or an outcome for a track not in ``jobs``, is a runner
+    bug and raises ``RuntimeError`` before anything is written.
+    """
+    expected = [job.track_id for job in jobs]
+    outcomes = [r["track_id"] for r in records] + [track_id for track_id, _ in failures]
+    seen = set(outcomes)
+    if len(seen) != len(outcomes) or not seen <= set(expected):
+        raise RuntimeError(f"chunk outcomes {sorted(outcomes)} do not match its tracks {sorted(expected)}")
+    for track_id in expected:
+        if track_id not in seen:
+            failures.append((track_id, REASON_MISSING_RESULT))
 
 
 def _run_jobs(jobs, pool, workers, records, failures, bar):

@@ -9,8 +9,9 @@ returns the same numbers (see the parity test for the bounds) several times fast
 - the audio is decoded once and the magnitude STFT is computed once and shared;
 - the two tuning estimates librosa would make on its own (``cqt`` on a fresh
   ``|stft(y)|``, ``chroma_stft`` on the power spectrogram) are reproduced from the shared
-  STFT, with ``piptrack`` evaluated only on the bins inside its 150-4000 Hz search band;
-- the CQT filter bank is built once per (sample rate, tuning) and reused across clips;
+  STFT, with ``piptrack`` evaluated only at the peaks inside its 150-4000 Hz band;
+- the CQT, mel and chroma filter banks are built once per (sample rate, tuning) and
+  reused across clips; the mel bank is applied as a sparse matrix;
 - centroid, bandwidth, rolloff and zcr use reductions instead of full-size temporaries;
 - the 7 statistics are computed in one vectorised pass per feature.
 
@@ -32,6 +33,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import scipy.fft
+import scipy.sparse
 import soundfile as sf
 from librosa.core.pitch import _parabolic_interpolation
 
@@ -217,14 +219,12 @@ def _feature_matrices(y: np.ndarray, sr: int) -> tuple[dict[str, np.ndarray], fl
     """Every FMA feature as a (rows, frames) matrix, plus the tempo in BPM."""
     stft = np.abs(librosa.stft(y, n_fft=FMA_N_FFT, hop_length=FMA_HOP_LENGTH))
     power = stft**2
+    stft_max = np.max(stft, axis=0)  # squaring is monotonic: power's maximum is its square
 
-    cqt = _cqt_magnitude(y, sr=sr, tuning=_estimate_tuning(stft, sr=sr))
+    cqt = _cqt_magnitude(y, sr=sr, tuning=_estimate_tuning(stft, sr=sr, column_max=stft_max))
     chroma_cens = librosa.feature.chroma_cens(C=cqt, n_chroma=N_CHROMA, n_octaves=7)
-    chroma_basis = librosa.filters.chroma(
-        sr=FMA_IMPLICIT_SR, n_fft=FMA_N_FFT, n_chroma=N_CHROMA,
-        tuning=_estimate_tuning(power, sr=FMA_IMPLICIT_SR),
-    )
-    chroma_stft = librosa.util.normalize(chroma_basis @ power, norm=np.inf, axis=0)
+    stft_tuning = _estimate_tuning(power, sr=FMA_IMPLICIT_SR, column_max=stft_max**2)
+    chroma_stft = librosa.util.normalize(_chroma_basis(stft_tuning) @ power, norm=np.inf, axis=0)
     mel_db = librosa.power_to_db(_mel_basis(sr) @ power)
     centroid, bandwidth, rolloff = _spectral_shape(stft, sr=FMA_IMPLICIT_SR)
 
@@ -260,9 +260,13 @@ def _tempo(mel_db: np.ndarray, *, sr: int) -> float:
     n = envelope.shape[-1]
     padded = np.pad(envelope, win_length // 2, mode="linear_ramp", end_values=0)
     frames = librosa.util.frame(padded, frame_length=win_length, hop_length=1, axis=0)[:n]
-    windowed = frames * librosa.filters.get_window("hann", win_length, fftbins=True)
     n_pad = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
-    power = np.abs(scipy.fft.rfft(windowed, n=n_pad, axis=-1)) ** 2
+    # Windowed frames written straight into the zero-padded FFT buffer (no pad copy).
+    buffer = np.zeros((n, n_pad), dtype=np.float64)
+    np.multiply(frames, librosa.filters.get_window("hann", win_length, fftbins=True), out=buffer[:, :win_length])
+    spectrum = scipy.fft.rfft(buffer, axis=-1, overwrite_x=True, workers=1)
+    power = spectrum.real**2
+    power += spectrum.imag**2
     # Lag-0 autocorrelation of each frame (Parseval), librosa.util.normalize's threshold.
     weights = np.full(n_pad // 2 + 1, 2.0)
     weights[0] = 1.0
@@ -277,9 +281,19 @@ def _tempo(mel_db: np.ndarray, *, sr: int) -> float:
 
 
 @functools.lru_cache(maxsize=16)
-def _mel_basis(sr: int) -> np.ndarray:
-    """``melspectrogram``'s default filter bank (128 bands, n_fft 2048) at ``sr``."""
-    return librosa.filters.mel(sr=sr, n_fft=FMA_N_FFT)
+def _mel_basis(sr: int) -> scipy.sparse.csr_array:
+    """``melspectrogram``'s default filter bank (128 bands, n_fft 2048) at ``sr``.
+
+    Sparse: each band spans a few bins (about 2 nonzeros per bin in all), so the
+    product costs ~1/60 of librosa's dense einsum, summing the same terms.
+    """
+    return scipy.sparse.csr_array(librosa.filters.mel(sr=sr, n_fft=FMA_N_FFT))
+
+
+@functools.lru_cache(maxsize=256)
+def _chroma_basis(tuning: float) -> np.ndarray:
+    """``chroma_stft``'s filter bank at FMA's implicit 22050 Hz, per tuning (0.01 steps)."""
+    return librosa.filters.chroma(sr=FMA_IMPLICIT_SR, n_fft=FMA_N_FFT, n_chroma=N_CHROMA, tuning=tuning)
 
 
 # -- statistics ---------------------------------------------------------------------
@@ -335,28 +349,35 @@ def _row_statistics(matrix: np.ndarray) -> np.ndarray:
 # -- shared-STFT versions of librosa internals -----------------------------------------
 
 
-def _estimate_tuning(spectrum: np.ndarray, *, sr: float) -> float:
-    """``librosa.estimate_tuning(S=spectrum, sr=sr)``, evaluating piptrack in-band only.
+def _estimate_tuning(spectrum: np.ndarray, *, sr: float, column_max: np.ndarray | None = None) -> float:
+    """``librosa.estimate_tuning(S=spectrum, sr=sr)``, evaluating piptrack at its peaks only.
 
-    piptrack keeps peaks with 150 <= f < 4000 Hz; its gradient, parabolic shift and
-    local-max tests look one bin either side, so the band plus one bin gives identical
-    pitches and magnitudes. Only the per-frame reference (0.1 x max) needs all bins.
+    piptrack keeps local maxima above 0.1 x the frame's maximum with 150 <= f < 4000 Hz;
+    its local-max test, gradient and parabolic shift look one bin either side, so the
+    band plus one bin finds the same peaks, and the shift and gradient are then needed
+    at the peaks alone. The shift runs librosa's own numba kernel on each peak's three
+    bins and every other step repeats librosa's float32 operations, so the estimate is
+    exactly librosa's. ``column_max`` (``spectrum.max(axis=0)``) may be passed in when
+    already known; only the per-frame threshold needs all bins.
     """
     n_fft = 2 * (spectrum.shape[0] - 1)
     fft_freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
     in_band = np.flatnonzero((fft_freqs >= 150.0) & (fft_freqs < min(4000.0, sr / 2)))
-    lo, hi = max(in_band[0] - 1, 0), min(in_band[-1] + 2, spectrum.shape[0])
-    band = spectrum[lo:hi]
-    ref_value = 0.1 * np.max(spectrum, axis=0, keepdims=True)
-
-    shift = _parabolic_interpolation(band, axis=-2)
-    dskew = 0.5 * np.gradient(band, axis=-2) * shift
-    peaks = librosa.util.localmax(band * (band > ref_value), axis=-2)
-    peaks[: in_band[0] - lo] = False
-    peaks[in_band[-1] - lo + 1 :] = False
-    rows, cols = np.nonzero(peaks)
-    pitch = ((rows + lo + shift[rows, cols]) * float(sr) / n_fft).astype(band.dtype)
-    mag = band[rows, cols] + dskew[rows, cols]
+    if in_band.size == 0 or in_band[0] < 1 or in_band[-1] + 2 > spectrum.shape[0]:
+        raise AudioFeatureError(REASON_TOO_SHORT, f"no pitch band at sr={sr}")
+    lo = in_band[0] - 1
+    band = spectrum[lo : in_band[-1] + 2]
+    if column_max is None:
+        column_max = np.max(spectrum, axis=0)
+    masked = band * (band > 0.1 * column_max)
+    inner = masked[1:-1]
+    rows, cols = np.nonzero((inner > masked[:-2]) & (inner >= masked[2:]))
+    rows += 1  # band rows; all in the 150-4000 Hz band by construction
+    below, at, above = band[rows - 1, cols], band[rows, cols], band[rows + 1, cols]
+    shift = _parabolic_interpolation(np.stack([below, at, above], axis=-1), axis=-1)[:, 1]
+    gradient = (above - below) / 2.0  # np.gradient's interior difference
+    mag = at + 0.5 * gradient * shift
+    pitch = ((rows + lo + shift) * float(sr) / n_fft).astype(spectrum.dtype)
     keep = pitch > 0
     threshold = np.median(mag[keep]) if keep.any() else 0.0
     selected = pitch[(mag >= threshold) & keep]

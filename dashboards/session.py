@@ -16,6 +16,7 @@ from dashboards.player_state import PlayerQueue
 USER_KEY = "auth_user"
 SESSION_ID_KEY = "player_session_id"
 QUEUE_KEY = "player_queue"
+GO_HOME_KEY = "go_home"
 
 
 def current_user() -> User | None:
@@ -26,6 +27,12 @@ def sign_in(user: User) -> None:
     """Start a fresh signed-in session (a new session id, an empty queue)."""
     _forget_player()
     st.session_state[USER_KEY] = user
+    st.session_state[GO_HOME_KEY] = True
+
+
+def take_go_home() -> bool:
+    """True once after a sign-in: the app then opens the role's first page."""
+    return bool(st.session_state.pop(GO_HOME_KEY, False))
 
 
 def sign_out() -> None:

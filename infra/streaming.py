@@ -131,6 +131,7 @@ def streaming_spec(
     max_staleness_s: float = DEFAULT_MAX_STALENESS_S,
     extra_args: list[str] | None = None,
     start_timeout: float = 180.0,
+    name: str = "streaming-recommendations",
 ) -> ServiceSpec:
     """The job as a service of the embedded stack: healthy once its heartbeat is fresh and active.
 
@@ -140,7 +141,6 @@ def streaming_spec(
     from infra.services import spark_env
 
     run_dir = settings.run_dir
-    name = "streaming-recommendations"
 
     def health() -> None:
         report = streaming_health(platform_db(settings, timeout_ms=2000), max_lag=2**62,
@@ -153,7 +153,7 @@ def streaming_spec(
         name=name,
         command=streaming_command(settings, trigger_seconds=trigger_seconds,
                                   max_offsets_per_trigger=max_offsets_per_trigger, extra_args=extra_args),
-        log_path=settings.logs_dir / "streaming-recommendations.log",
+        log_path=settings.logs_dir / f"{name}.log",
         run_dir=settings.run_dir,
         health=health,
         env={**settings.as_env(), **spark_env(settings)},

@@ -8,8 +8,8 @@ the driver and calls these functions:
   taste in the embedding space from their recent events;
 * ``rank_tracks``: cosine(taste, track) blended with the ALS score, minus what was just
   played, each item with a reason;
-* ``track_trending_documents`` / ``genre_trending_documents``: per-window play/complete/skip/like counts as whole documents
-  (recomputed, never incremented, so a replayed batch leaves the same state);
+* ``trending_increments``: per-window play/complete/skip/like counts per track and genre
+  (applied once per batch, so a replayed batch leaves the same state);
 * ``latency_summary``: p50/p95/max of a batch's end-to-end latencies.
 """
 
@@ -321,15 +321,15 @@ def trending_id(kind: str, key: Any, start: datetime) -> str:
     return f"{kind}/{key}/{start.strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
-def track_trending_documents(
+def trending_increments(
     events: pd.DataFrame, genres: Mapping[int, tuple[int, str]], *, window: timedelta = WINDOW
 ) -> list[dict[str, Any]]:
-    """Whole ``trending`` track documents (absolute counts) of ``events`` per window and track.
+    """Counts of ``events`` (track_id, type, client_ts) per window and track, and per window
+    and top-level genre, as ``trending`` documents holding increments.
 
-    ``events`` must hold *every* event of the (window, track) pairs it covers (track_id,
-    type, client_ts); ``genres`` maps track_id to (top_genre_id, top_genre_title) and gives
-    each document its ``genre_id``. The documents replace the stored ones, so recomputing
-    is idempotent where ``$inc`` would count a replayed batch twice.
+    The job applies each increment at most once per batch (see
+    ``streaming_recommendations.apply_trending``), and only for the events that batch
+    stored first, so a replayed batch or a re-sent event never counts twice.
     """
     if events.empty:
         return []
@@ -337,31 +337,21 @@ def track_trending_documents(
     frame["window_start"] = [window_start(ts, window=window) for ts in pd.to_datetime(frame["client_ts"], utc=True)]
     frame["count_name"] = frame["type"].map(COUNTED_TYPES)
     counted = frame.dropna(subset=["count_name"])
+    if counted.empty:
+        return []
     documents = []
     for (start, track_id), counts in _count_table(counted, "track_id").iterrows():
         genre = genres.get(int(track_id))
         documents.append(_trending_document("track", int(track_id), start, window, counts,
                                             genre_id=None if genre is None else genre[0]))
+    with_genre = counted[[int(t) in genres for t in counted["track_id"]]].copy()
+    if not with_genre.empty:
+        with_genre["genre_id"] = [genres[int(t)][0] for t in with_genre["track_id"]]
+        titles = {genre_id: title for genre_id, title in genres.values()}
+        for (start, genre_id), counts in _count_table(with_genre, "genre_id").iterrows():
+            documents.append(_trending_document("genre", int(genre_id), start, window, counts,
+                                                title=titles.get(int(genre_id))))
     return documents
-
-
-def genre_trending_documents(
-    track_documents: Iterable[Mapping[str, Any]], genre_titles: Mapping[int, str], *, window: timedelta = WINDOW
-) -> list[dict[str, Any]]:
-    """Genre documents as sums of the track documents of their window (all tracks of the genre)."""
-    totals: dict[tuple[datetime, int], dict[str, int]] = {}
-    for document in track_documents:
-        if document.get("kind") != "track" or document.get("genre_id") is None:
-            continue
-        start = document["window_start"]
-        start = start if start.tzinfo is not None else start.replace(tzinfo=timezone.utc)
-        counts = totals.setdefault((start, int(document["genre_id"])), dict.fromkeys(COUNTED_TYPES.values(), 0))
-        for name in COUNTED_TYPES.values():
-            counts[name] += int(document.get(name, 0))
-    return [
-        _trending_document("genre", genre_id, start, window, counts, title=genre_titles.get(genre_id))
-        for (start, genre_id), counts in sorted(totals.items())
-    ]
 
 
 def _count_table(frame: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -15,23 +15,32 @@ How neighbours are found (``approx_neighbours``)
   bucket in any table (OR). ``hashes_per_table=1`` is exactly the candidate set of
   ``approxSimilarityJoin``. Spark's own join materialises every candidate pair as a row
   and needs a distance threshold (a track whose k-th neighbour lies beyond it gets fewer
-  than k); here each bucket is one pandas group whose exact distances are a BLAS matrix
-  product, and only each track's k best per bucket leave the group. No threshold: every
-  track with at least k candidates gets k neighbours. A single projection per table
-  separates unit vectors poorly (in 32 dimensions a projection spreads the catalogue
-  over only a few bucket widths), which is why ``hashes_per_table`` exists: with 2 or 3
-  hashes per table a bucket holds a few percent of the catalogue, not a third.
+  than k); here the rows of each bucket are brought together (sorted within partitions,
+  ``mapInPandas``), distances within a bucket are one BLAS matrix product, and only each
+  track's k best per bucket leave it. No threshold: every track with at least k
+  candidates gets k neighbours. A single projection per table separates unit vectors
+  poorly (in 32 dimensions a projection spreads the catalogue over only a few bucket
+  widths), which is why ``hashes_per_table`` exists: with 3-4 hashes per table a bucket
+  holds a few percent of the catalogue, not a third.
 
 How it is measured (``tune_lsh``)
   A seeded sample of query tracks (``--sample-fraction``) gets its exact top k over the
   *full* catalogue (numpy on the driver, ``exact_top_k``: the honest brute-force baseline,
-  a Spark cross join would be far slower and flatter LSH). Every grid configuration is
-  scored by recall@k of its neighbours for those queries, the comparisons it made
+  a Spark cross join of n^2 rows would be far slower and so flatter LSH). Every grid
+  configuration is scored by recall@k of its neighbours for those queries, the comparisons it made
   (``candidate_pairs``, deterministic) and wall seconds (noisy on a shared machine). The
   chosen configuration is the cheapest (fewest comparisons, then seconds) whose recall
   meets the target; if none does, the one with the best recall, flagged
   ``target_met: false``. Genre precision@k of the final neighbours is reported beside a
   random-neighbours baseline.
+
+Scale
+  Brute force costs n^2 x dim multiply-adds: for a small catalogue (FMA small, 8k) it
+  takes about a second on the driver and is exact, while LSH only pays off at a scale
+  where a bucket holds a small share of the catalogue. ``--method auto`` writes exact
+  neighbours up to ``--exact-max-tracks`` and LSH above; the default ``lsh`` follows the
+  ``similar_tracks`` contract (method "lsh"). Both are always timed and reported (exact
+  time measured up to ``--exact-max-tracks``, extrapolated from the sample above it).
 
 Writes: ``similar_tracks`` (upsert by track_id), ``model_runs`` (one "trial" per
 configuration, one "final", baselines "random_neighbours" and "exact_knn", upsert by
@@ -91,8 +100,10 @@ DEFAULT_SAMPLE_FRACTION = 0.02
 MIN_QUERIES = 200
 DEFAULT_EXACT_MAX_TRACKS = 20_000
 # Bucket widths for unit vectors: a projection on a random unit vector has a standard
-# deviation of about 1/sqrt(dim) (0.18 at 32 dims), so useful widths are below that.
-DEFAULT_GRID = "bucket_lengths=0.05,0.1,0.2;tables=4,8,16;hashes=1,2"
+# deviation of about 1/sqrt(dim) (0.18 at 32 dims), so useful widths are below that. On
+# clustered synthetic data (20k x 32) one hash per table needed more comparisons than
+# brute force for recall 0.95; 3-4 hashes per table and 16-32 tables needed 4-9 %.
+DEFAULT_GRID = "bucket_lengths=0.1,0.2;tables=8,16,32;hashes=3,4"
 UNIT_NORM_TOLERANCE = 1e-3
 _QUERY_BLOCK_ROWS = 256  # rows of the distance matrix computed at once (memory ~ rows x catalogue)
 
@@ -242,27 +253,39 @@ def exact_top_k(
     besides the query give all of them. Columns: track_id, neighbour_id, distance, rank.
     """
     query_rows = np.arange(ids.size) if query_rows is None else np.asarray(query_rows, dtype=np.int64)
+    return _neighbour_frame(*_nearest(vectors, ids, query_rows, k=k, block_rows=block_rows))
+
+
+def _nearest(vectors: np.ndarray, ids: np.ndarray, query_rows: np.ndarray, *, k: int,
+             block_rows: int = _QUERY_BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(seed ids, neighbour ids, distances)``, k per query row, best first.
+
+    Candidates are ranked on float32 squared distances from one matrix product per
+    block of queries; the k kept get their distance recomputed in float64 from the
+    difference vectors, so a pair has the same distance in whatever block it was found
+    (LSH buckets, the exact baseline) and near-duplicates do not lose precision.
+    """
     k_eff = min(k, ids.size - 1)
     if k_eff < 1 or query_rows.size == 0:
-        return _neighbour_frame(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    squared_norms = np.einsum("ij,ij->i", vectors, vectors)
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    vectors32 = np.ascontiguousarray(vectors, dtype=np.float32)
+    squared_norms = np.einsum("ij,ij->i", vectors32, vectors32)
     seeds, neighbours, distances = [], [], []
     for start in range(0, query_rows.size, block_rows):
         rows = query_rows[start:start + block_rows]
-        squared = vectors[rows] @ vectors.T
+        squared = vectors32[rows] @ vectors32.T
         squared *= -2.0
         squared += squared_norms[None, :]
         squared += squared_norms[rows, None]
         squared[np.arange(rows.size), rows] = np.inf
         nearest = np.argpartition(squared, k_eff - 1, axis=1)[:, :k_eff]
-        nearest_sq = np.take_along_axis(squared, nearest, axis=1)
-        order = np.lexsort((ids[nearest], nearest_sq), axis=1)
-        nearest = np.take_along_axis(nearest, order, axis=1)
+        difference = vectors[nearest].astype(np.float64) - vectors[rows, None, :].astype(np.float64)
+        exact = np.sqrt(np.einsum("qkd,qkd->qk", difference, difference))
+        order = np.lexsort((ids[nearest], exact), axis=1)
         seeds.append(np.repeat(ids[rows], k_eff))
-        neighbours.append(ids[nearest].ravel())
-        distances.append(np.sqrt(np.maximum(np.take_along_axis(nearest_sq, order, axis=1), 0.0)).ravel())
-    return _neighbour_frame(np.concatenate(seeds), np.concatenate(neighbours), np.concatenate(distances))
+        neighbours.append(ids[np.take_along_axis(nearest, order, axis=1)].ravel())
+        distances.append(np.take_along_axis(exact, order, axis=1).ravel())
+    return np.concatenate(seeds), np.concatenate(neighbours), np.concatenate(distances)
 
 
 def _neighbour_frame(seeds: np.ndarray, neighbours: np.ndarray, distances: np.ndarray) -> pd.DataFrame:
@@ -352,23 +375,20 @@ def fit_lsh(
 
 
 def hash_buckets(index: LshIndex, df: DataFrame) -> DataFrame:
-    """One row per (track, table): ``lsh_table, lsh_bucket`` (the table's hashes joined), plus df's columns."""
-    hashed = index.model.transform(with_feature_vector(df)).drop(_FEATURES)
-    exploded = hashed.select(
-        *[c for c in df.columns], F.posexplode(_HASHES).alias("hash_index", "hash_vector")
-    ).withColumn("hash_value", vector_to_array("hash_vector")[0].cast("long"))
-    per_table = index.params.hashes_per_table
-    if per_table == 1:
-        return exploded.select(*df.columns, F.col("hash_index").alias(_TABLE),
-                               F.col("hash_value").cast("string").alias(_BUCKET))
-    others = [c for c in df.columns if c != TRACK_ID]
-    parts = F.sort_array(F.collect_list(F.struct("hash_index", "hash_value")))
-    return (
-        exploded.groupBy(TRACK_ID, (F.col("hash_index") / per_table).cast("int").alias(_TABLE))
-        .agg(parts.alias("parts"), *(F.first(c).alias(c) for c in others))
-        .select(*df.columns, _TABLE,
-                F.concat_ws(",", F.transform("parts", lambda p: p["hash_value"].cast("string"))).alias(_BUCKET))
+    """``df``'s columns plus ``lsh_table, lsh_bucket``: one row per (track, table), no shuffle.
+
+    A table's bucket is its ``hashes_per_table`` hash values joined by commas.
+    """
+    tables, per_table = index.params.num_hash_tables, index.params.hashes_per_table
+    hashed = index.model.transform(with_feature_vector(df)).select(
+        *df.columns,
+        F.transform(_HASHES, lambda h: vector_to_array(h)[0].cast("long").cast("string")).alias("hash_values"),
     )
+    keys = F.transform(
+        F.sequence(F.lit(0), F.lit(tables - 1)),
+        lambda t: F.concat_ws(",", F.slice(F.col("hash_values"), t * per_table + 1, F.lit(per_table))),
+    )
+    return hashed.select(*df.columns, F.posexplode(keys).alias(_TABLE, _BUCKET))
 
 
 def _with_query_flag(df: DataFrame, queries: Sequence[int] | None) -> DataFrame:
@@ -388,30 +408,62 @@ def approx_neighbours(
 
     ``queries``: only these tracks get neighbours (any catalogue track can be one); default
     all. Distances are exact; only the candidate set is approximate. A track with fewer
-    than ``k`` candidates gets fewer neighbours.
+    than ``k`` candidates gets fewer neighbours. Two shuffles: rows to their bucket (each
+    bucket sorted into one stream of Arrow batches, numpy per bucket), then each track's
+    per-table best to the track (duplicates across tables dropped, best ``k`` kept).
     """
     if k < 1:
         raise SimilarTracksInputError(REASON_BAD_ARGUMENT, f"k must be >= 1, got {k}")
     buckets = hash_buckets(index, _with_query_flag(df, queries))
-    per_bucket = buckets.groupBy(_TABLE, _BUCKET).applyInPandas(_bucket_top_k(k), schema=NEIGHBOUR_SCHEMA)
-    best_first = Window.partitionBy(TRACK_ID).orderBy(DISTANCE, NEIGHBOUR_ID)
-    return (
-        per_bucket.dropDuplicates([TRACK_ID, NEIGHBOUR_ID])
-        .withColumn(RANK, F.row_number().over(best_first))
-        .where(F.col(RANK) <= k)
+    per_bucket = (
+        buckets.repartition(_TABLE, _BUCKET).sortWithinPartitions(_TABLE, _BUCKET)
+        .mapInPandas(_bucket_top_k(k), schema=NEIGHBOUR_SCHEMA)
+    )
+    candidates = F.array_distinct(F.collect_list(F.struct(DISTANCE, NEIGHBOUR_ID)))
+    best = per_bucket.groupBy(TRACK_ID).agg(F.slice(F.array_sort(candidates), 1, k).alias("best"))
+    return best.select(TRACK_ID, F.posexplode("best").alias("position", "neighbour")).select(
+        TRACK_ID, F.col("neighbour")[NEIGHBOUR_ID].alias(NEIGHBOUR_ID), F.col("neighbour")[DISTANCE].alias(DISTANCE),
+        (F.col("position") + 1).alias(RANK),
     )
 
 
 def _bucket_top_k(k: int):
-    def top_k(bucket: pd.DataFrame) -> pd.DataFrame:
-        query_rows = np.flatnonzero(bucket[_IS_QUERY].to_numpy(dtype=bool))
-        if len(bucket) < 2 or query_rows.size == 0:
-            return pd.DataFrame({TRACK_ID: [], NEIGHBOUR_ID: [], DISTANCE: []}).astype(
-                {TRACK_ID: "int64", NEIGHBOUR_ID: "int64", DISTANCE: "float64"})
-        vectors = np.stack(bucket[EMBEDDING].to_numpy()).astype(np.float32)
-        ids = bucket[TRACK_ID].to_numpy(dtype=np.int64)
-        return exact_top_k(vectors, ids, k=k, query_rows=query_rows)[[TRACK_ID, NEIGHBOUR_ID, DISTANCE]]
+    """mapInPandas function: rows sorted by bucket in, each query's k best per bucket out.
+
+    A bucket can straddle two Arrow batches: the last bucket of a batch waits for the next.
+    """
+    def top_k(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        pending = None
+        for batch in batches:
+            if pending is not None:
+                batch = pd.concat([pending, batch], ignore_index=True)
+            if batch.empty:
+                continue
+            last = (batch[_TABLE].to_numpy() == batch[_TABLE].iat[-1]) & (batch[_BUCKET].to_numpy() == batch[_BUCKET].iat[-1])
+            pending = batch[last]
+            if not last.all():
+                yield _top_k_per_bucket(batch[~last].reset_index(drop=True), k)
+        if pending is not None and not pending.empty:
+            yield _top_k_per_bucket(pending.reset_index(drop=True), k)
     return top_k
+
+
+def _top_k_per_bucket(rows: pd.DataFrame, k: int) -> pd.DataFrame:
+    ids = rows[TRACK_ID].to_numpy(dtype=np.int64)
+    is_query = rows[_IS_QUERY].to_numpy(dtype=bool)
+    vectors = np.stack(rows[EMBEDDING].to_numpy()).astype(np.float32)
+    seeds, neighbours, distances = [], [], []
+    for members in rows.groupby([_TABLE, _BUCKET], sort=False).indices.values():
+        query_rows = np.flatnonzero(is_query[members])
+        if members.size < 2 or query_rows.size == 0:
+            continue
+        found = _nearest(vectors[members], ids[members], query_rows, k=k)
+        seeds.append(found[0]), neighbours.append(found[1]), distances.append(found[2])
+    if not seeds:
+        return pd.DataFrame({TRACK_ID: np.empty(0, np.int64), NEIGHBOUR_ID: np.empty(0, np.int64),
+                             DISTANCE: np.empty(0)})
+    return pd.DataFrame({TRACK_ID: np.concatenate(seeds), NEIGHBOUR_ID: np.concatenate(neighbours),
+                         DISTANCE: np.concatenate(distances)})
 
 
 def candidate_pairs(index: LshIndex, df: DataFrame, *, queries: Sequence[int] | None = None) -> int:

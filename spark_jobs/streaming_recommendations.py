@@ -43,8 +43,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -60,6 +61,9 @@ APP_NAME = "streaming-recommendations"
 CURRENT_POINTER = "CURRENT"
 CHAMPION_POINTER = "CHAMPION"
 HISTORY_FIELDS = ("track_id", "type", "listened_s", "track_duration_s", "client_ts")
+DUPLICATE_KEY = 11000
+APPLIED_BATCHES_KEPT = 20  # only the last batch is ever replayed
+HISTORY_HALF_LIVES = 6  # older signals weigh < 2% and are not read
 
 
 class StreamingJobError(RuntimeError):
@@ -293,7 +297,9 @@ class RecommendationStream:
         classified = realtime.classify_records(records, known_track_ids=catalog.known_ids, received_at=now)
         report.dead_letters = write_dead_letters(self.db, classified.dead_letters)
         report.valid_events = len(classified.valid)
-        report.new_events = write_events(self.db, classified.valid)
+        batch_key = f"{self.query_id}/{batch_id}"
+        stored = write_events(self.db, classified.valid, batch_key=batch_key)
+        report.new_events = len(stored)
         als = self.models.als(catalog)
         report.als_error = self.models.als_error
         report.model_version = _model_version(catalog, als)
@@ -301,7 +307,8 @@ class RecommendationStream:
         report.latency_seconds = realtime.latency_summary(
             [written_at - item.record.timestamp.timestamp() for item in classified.valid]
         )
-        report.active_listeners = update_trending(self.db, classified.valid, catalog, window=self.config.window)
+        report.active_listeners = update_trending(self.db, stored, catalog, window=self.config.window,
+                                                  batch_key=batch_key)
         report.processing_seconds = round(time.monotonic() - started, 4)
         write_batch_metrics(self.db, report, query_id=self.query_id, query_name=self.query_name, batch_time=now)
         self.last_report = report
@@ -319,7 +326,9 @@ class RecommendationStream:
                 latest[item.event.user_id] = item
         if not latest:
             return time.time(), 0
-        histories = load_histories(self.db, list(latest), limit=self.config.recent_events)
+        newest = max(item.event.client_ts for item in latest.values())
+        since = newest - timedelta(seconds=HISTORY_HALF_LIVES * self.config.half_life_s)
+        histories = load_histories(self.db, list(latest), limit=self.config.recent_events, since=since)
         updated_at = datetime.now(timezone.utc)
         operations = []
         for user_id, trigger in latest.items():
@@ -370,75 +379,128 @@ def ensure_indexes(db: Database) -> None:
 
 def write_dead_letters(db: Database, documents: list[dict]) -> int:
     """Insert dead letters once per (topic, partition, offset); return how many the batch had."""
-    if documents:
-        db[Collection.DEAD_LETTERS].bulk_write(
-            [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in documents], ordered=False
-        )
+    insert_once(db[Collection.DEAD_LETTERS], documents)
     return len(documents)
 
 
-def write_events(db: Database, valid: Sequence[realtime.ValidEvent]) -> int:
-    """Insert the events by ``_id = event_id``; return how many were new (a replay adds 0)."""
-    documents = realtime.event_documents(valid)
+def write_events(db: Database, valid: Sequence[realtime.ValidEvent], *, batch_key: str) -> list[realtime.ValidEvent]:
+    """Insert the events by ``_id = event_id``; return those this batch stored first.
+
+    Each document records its ``ingest_batch``: when a replayed batch finds its events
+    already stored, the ones it stored itself the first time are still known (for the
+    trending counts), while an event re-sent by a producer belongs to an earlier batch.
+    """
+    documents = [{**document, "ingest_batch": batch_key} for document in realtime.event_documents(valid)]
+    collection = db[Collection.LISTENING_EVENTS]
+    new_ids, duplicates = insert_once(collection, documents)
+    if duplicates:
+        new_ids |= {d["_id"] for d in collection.find({"_id": {"$in": duplicates}, "ingest_batch": batch_key}, {"_id": 1})}
+    first = {}
+    for item in valid:
+        if item.event.event_id in new_ids:
+            first.setdefault(item.event.event_id, item)
+    return list(first.values())
+
+
+def insert_once(collection, documents: list[dict]) -> tuple[set, list]:
+    """Insert ``documents`` (each with its natural ``_id``); ones already stored are left as
+    they are. Returns (ids inserted now, ids that were already there); any error other
+    than a duplicate key is raised. An unordered ``insert_many`` is ~3x faster than
+    upserts on the embedded server.
+    """
     if not documents:
-        return 0
-    result = db[Collection.LISTENING_EVENTS].bulk_write(
-        [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in documents], ordered=False
-    )
-    return result.upserted_count
+        return set(), []
+    try:
+        collection.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        _raise_unless_duplicates(exc)
+        duplicate_rows = {error["index"] for error in exc.details["writeErrors"]}
+        return ({d["_id"] for i, d in enumerate(documents) if i not in duplicate_rows},
+                [documents[i]["_id"] for i in sorted(duplicate_rows)])
+    return {d["_id"] for d in documents}, []
 
 
-def load_histories(db: Database, user_ids: list[str], *, limit: int) -> dict[str, pd.DataFrame]:
-    """Each listener's last ``limit`` events (newest first) as a DataFrame of ``HISTORY_FIELDS``."""
+def _raise_unless_duplicates(exc: BulkWriteError) -> None:
+    """Duplicate keys mean "already written" here; anything else is a real failure."""
+    others = [error for error in exc.details.get("writeErrors", []) if error.get("code") != DUPLICATE_KEY]
+    if others or exc.details.get("writeConcernErrors"):
+        raise exc
+
+
+def load_histories(db: Database, user_ids: list[str], *, limit: int, since: datetime) -> dict[str, pd.DataFrame]:
+    """Each listener's last ``limit`` events since ``since`` (newest first), in one query."""
     projection = {"_id": 0, "user_id": 1, **{name: 1 for name in HISTORY_FIELDS}}
-    histories = {}
-    events = db[Collection.LISTENING_EVENTS]
-    for user_id in user_ids:
-        documents = list(events.find({"user_id": user_id}, projection).sort("client_ts", DESCENDING).limit(limit))
-        histories[user_id] = pd.DataFrame(documents, columns=["user_id", *HISTORY_FIELDS])
-    return histories
+    documents = list(db[Collection.LISTENING_EVENTS].find(
+        {"user_id": {"$in": user_ids}, "client_ts": {"$gte": since}}, projection))
+    frame = pd.DataFrame(documents, columns=["user_id", *HISTORY_FIELDS])
+    frame = frame.sort_values("client_ts", ascending=False, kind="stable")
+    return {user_id: rows.head(limit) for user_id, rows in frame.groupby("user_id", sort=False)}
 
 
 def _empty_history() -> pd.DataFrame:
     return pd.DataFrame(columns=["user_id", *HISTORY_FIELDS])
 
 
-def update_trending(db: Database, valid: Sequence[realtime.ValidEvent], catalog: TrackCatalog, *,
-                    window: timedelta) -> dict | None:
-    """Recompute and replace the trending documents of the windows and tracks this batch touched.
+def update_trending(db: Database, stored: Sequence[realtime.ValidEvent], catalog: TrackCatalog, *,
+                    window: timedelta, batch_key: str) -> dict | None:
+    """Add the batch's first-stored events to the trending windows, once; the newest window's listeners.
 
-    Track documents are counted from ``listening_events`` (all events of that track in
-    that window); genre documents are sums of the window's track documents. Returns the
-    active listeners (distinct users) of the newest touched window.
+    ``$inc`` alone would count a replayed batch twice, so every document remembers the
+    batches applied to it (``applied_batches``, the last ``APPLIED_BATCHES_KEPT``) and an
+    increment whose batch is there already is refused by the filter (duplicate key).
+    Listeners per window are a set (``$addToSet``): idempotent too. No reads of
+    ``listening_events``, so the cost does not grow with the window.
     """
-    touched: dict[datetime, set[int]] = {}
-    for item in valid:
-        touched.setdefault(realtime.window_start(item.event.client_ts, window=window), set()).add(item.event.track_id)
-    if not touched:
+    if not stored:
         return None
-    events = db[Collection.LISTENING_EVENTS]
+    events = pd.DataFrame(
+        [(item.event.track_id, item.event.type.value, item.event.client_ts) for item in stored],
+        columns=["track_id", "type", "client_ts"],
+    )
+    apply_trending(db, realtime.trending_increments(events, catalog.genres, window=window), batch_key=batch_key)
+    starts = [realtime.window_start(item.event.client_ts, window=window) for item in stored]
+    newest = max(starts)
+    users = {item.event.user_id for item, start in zip(stored, starts) if start == newest}
+    return {"window_start": newest, "window_end": newest + window,
+            "users": add_window_listeners(db, newest, users, window=window)}
+
+
+def apply_trending(db: Database, increments: list[dict], *, batch_key: str) -> int:
+    """``$inc`` each document's counts unless ``batch_key`` was applied to it; how many applied."""
+    counts = set(realtime.COUNTED_TYPES.values())
+    operations = [
+        UpdateOne(
+            {"_id": document["_id"], "applied_batches": {"$ne": batch_key}},
+            {"$inc": {name: document[name] for name in counts},
+             "$set": {name: value for name, value in document.items() if name not in counts and name != "_id"},
+             "$push": {"applied_batches": {"$each": [batch_key], "$slice": -APPLIED_BATCHES_KEPT}}},
+            upsert=True,
+        )
+        for document in increments
+    ]
+    if not operations:
+        return 0
+    try:
+        result = db[Collection.TRENDING].bulk_write(operations, ordered=False)
+    except BulkWriteError as exc:
+        _raise_unless_duplicates(exc)
+        return int(exc.details.get("nModified", 0)) + int(exc.details.get("nUpserted", 0))
+    return result.modified_count + result.upserted_count
+
+
+def add_window_listeners(db: Database, start: datetime, user_ids: set[str], *, window: timedelta) -> int:
+    """Add ``user_ids`` to the window's listener set (``trending`` kind "listeners"); its size."""
     trending = db[Collection.TRENDING]
-    for start, track_ids in sorted(touched.items()):
-        in_window = {"$gte": start, "$lt": start + window}
-        rows = list(events.find({"track_id": {"$in": sorted(track_ids)}, "client_ts": in_window},
-                                {"_id": 0, "track_id": 1, "type": 1, "client_ts": 1}))
-        track_documents = realtime.track_trending_documents(pd.DataFrame(rows, columns=["track_id", "type", "client_ts"]),
-                                                            catalog.genres, window=window)
-        _replace_all(trending, track_documents)
-        genre_ids = sorted({catalog.genres[t][0] for t in track_ids if t in catalog.genres})
-        if genre_ids:
-            window_tracks = list(trending.find({"kind": "track", "window_start": start, "genre_id": {"$in": genre_ids}},
-                                               {"_id": 0}))
-            _replace_all(trending, realtime.genre_trending_documents(
-                window_tracks, {g: title for g, title in catalog.genres.values()}, window=window))
-    newest = max(touched)
-    users = events.distinct("user_id", {"client_ts": {"$gte": newest, "$lt": newest + window}})
-    return {"window_start": newest, "window_end": newest + window, "users": len(users)}
-
-
-def _replace_all(collection, documents: list[dict]) -> None:
-    if documents:
-        collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents], ordered=False)
+    key = realtime.trending_id("listeners", "all", start)
+    document = trending.find_one_and_update(
+        {"_id": key},
+        {"$addToSet": {"users": {"$each": sorted(user_ids)}},
+         "$set": {"window_start": start, "window_end": start + window, "kind": "listeners", "key": "all"}},
+        projection={"users": 1}, upsert=True, return_document=ReturnDocument.AFTER,
+    )
+    count = len(document["users"])
+    trending.update_one({"_id": key}, {"$set": {"listeners": count}})
+    return count
 
 
 def write_batch_metrics(db: Database, report: BatchReport, *, query_id: str, query_name: str,
@@ -642,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     spark = spark_session(APP_NAME, settings=settings)
+    spark.sparkContext.setLogLevel("WARN")  # one INFO line per task otherwise
     db = platform_db(settings)
     query, stream = start_stream(
         spark, settings, db=db, checkpoint=args.checkpoint, topic=args.topic, trigger_seconds=args.trigger_seconds,

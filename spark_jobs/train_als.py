@@ -255,8 +255,9 @@ def train_evaluate_register(spark: SparkSession, db: Database, events: DataFrame
     version = registry.model_version(snapshot_hash=snapshot["hash"], params=best["params"], seed=config.seed,
                                      holdout_rule=config.holdout_rule())
     root = registry.registry_root(models_dir)
-    promotion = promote_if_better(spark, db, root, version=version, candidate_ndcg=metrics["als"]["ndcg_at_k"],
-                                  split=split, catalogue=catalogue, config=config)
+    promotion = previous_promotion(db, root, run_id=f"{config.run_id}-final", version=version) or promote_if_better(
+        spark, db, root, version=version, candidate_ndcg=metrics["als"]["ndcg_at_k"], split=split,
+        catalogue=catalogue, config=config)
     registry.save_model(root, version, users=factors, items=item_frame(spark, items), metadata={
         "version": version, "params": best["params"], "seed": config.seed, "data_snapshot": snapshot,
         "holdout_rule": config.holdout_rule(), "metrics": metrics["als"], "run_id": config.run_id,
@@ -306,6 +307,16 @@ def promote_if_better(spark: SparkSession, db: Database, root: Path, *, version:
             champion_ndcg, basis = registry.recorded_ndcg(db, champion), "its own holdout (factors missing)"
     return registry.decide_promotion(candidate_version=version, candidate_ndcg=candidate_ndcg,
                                      champion_version=champion, champion_ndcg=champion_ndcg, champion_basis=basis)
+
+
+def previous_promotion(db: Database, root: Path, *, run_id: str, version: str) -> registry.Promotion | None:
+    """A re-run of the same run on the same data keeps its recorded decision (idempotent docs)."""
+    earlier = db[Collection.MODEL_RUNS].find_one({"run_id": run_id, "model_version": version})
+    if earlier is None or "promotion" not in earlier or registry.read_champion(root) != version:
+        return None
+    recorded = earlier["promotion"]
+    return registry.Promotion(recorded["promoted"], recorded["reason"], recorded["previous_champion"],
+                              recorded["champion_ndcg_at_k"], recorded["candidate_ndcg_at_k"])
 
 
 def record_run(db: Database, document: dict) -> None:

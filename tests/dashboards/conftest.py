@@ -94,7 +94,7 @@ def analyst(app_db):
 
 
 def _page_script(name: str) -> None:
-    from dashboards.pages import run_page
+    from dashboards.views import run_page
 
     run_page(name)
 

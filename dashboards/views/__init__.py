@@ -1,4 +1,5 @@
-"""Pages of the app, and which of them each role sees (navigation order).
+"""Pages of the app (in `views/`, not `pages/`: a `pages/` folder next to the entrypoint
+turns on Streamlit's legacy file-based multipage mode), and which of them each role sees.
 
 Navigation only hides what a role cannot use; every page also checks the role itself.
 """
@@ -8,14 +9,14 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards.auth import Role, User
-from dashboards.pages.account import account_page
-from dashboards.pages.catalogue import catalogue_page
-from dashboards.pages.library import library_page
-from dashboards.pages.live import live_page
-from dashboards.pages.models import models_page
-from dashboards.pages.pipeline import pipeline_page
-from dashboards.pages.platform import platform_status
-from dashboards.pages.player import player_page
+from dashboards.views.account import account_page
+from dashboards.views.catalogue import catalogue_page
+from dashboards.views.library import library_page
+from dashboards.views.live import live_page
+from dashboards.views.models import models_page
+from dashboards.views.pipeline import pipeline_page
+from dashboards.views.platform import platform_status
+from dashboards.views.player import player_page
 
 PAGE_FUNCTIONS = {
     "account": account_page,
@@ -56,6 +57,11 @@ def navigation_for(user: User | None) -> dict[str, list[st.Page]]:
         ],
         "Account": [account],
     }
+
+
+def home_page(sections: dict[str, list[st.Page]]) -> st.Page:
+    """The first page of the first section: where a user lands after signing in."""
+    return next(iter(sections.values()))[0]
 
 
 def run_page(name: str) -> None:

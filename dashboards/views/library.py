@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboards.auth import Role
 from dashboards.data import liked_tracks, listening_history
-from dashboards.pages.common import attribution, database_section, empty_state, service_banners
+from dashboards.views.common import attribution, database_section, empty_state, service_banners
 from dashboards.services import database
 from dashboards.session import require_role
 

@@ -8,7 +8,7 @@ from audio_features.fma_schema import TOP_LEVEL_GENRES
 from dashboards.audio_player import AudioUnavailableError, audio_player
 from dashboards.auth import Role, User
 from dashboards.data import search_catalogue, similar_to, up_next
-from dashboards.pages.common import attribution, database_section, service_banners
+from dashboards.views.common import attribution, database_section, service_banners
 from dashboards.playback import emit, event_from_report, player_event
 from dashboards.player_state import PlayerQueue
 from dashboards.services import database, event_producer

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboards.analytics import active_listeners, events_per_minute, latest_trending, recent_events, stream_health
 from dashboards.auth import Role
 from dashboards.charts import events_per_minute_chart, stream_lag_chart, stream_latency_chart, trending_chart
-from dashboards.pages.common import database_section, empty_state, service_banners
+from dashboards.views.common import database_section, empty_state, service_banners
 from dashboards.services import database
 from dashboards.session import require_role
 

@@ -16,7 +16,7 @@ from dashboards.analytics import (
 )
 from dashboards.auth import Role
 from dashboards.charts import quarantine_chart, stage_timings_chart
-from dashboards.pages.common import database_section, empty_state, service_banners
+from dashboards.views.common import database_section, empty_state, service_banners
 from dashboards.services import database, database_key
 from dashboards.session import require_role
 from fma_platform.settings import get_settings

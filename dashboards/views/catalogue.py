@@ -8,7 +8,7 @@ import streamlit as st
 from dashboards.analytics import embedding_map, genre_distribution
 from dashboards.auth import Role
 from dashboards.charts import embedding_chart, genre_chart
-from dashboards.pages.common import database_section, empty_state, service_banners
+from dashboards.views.common import database_section, empty_state, service_banners
 from dashboards.services import database, database_key
 from dashboards.session import require_role
 

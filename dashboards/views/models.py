@@ -8,7 +8,7 @@ import streamlit as st
 from dashboards.analytics import champion_vs_baselines, model_runs, tuning_grid
 from dashboards.auth import Role
 from dashboards.charts import comparison_chart, metrics_over_time_chart, tuning_heatmap
-from dashboards.pages.common import database_section, empty_state, service_banners
+from dashboards.views.common import database_section, empty_state, service_banners
 from dashboards.services import database, database_key
 from dashboards.session import require_role
 
