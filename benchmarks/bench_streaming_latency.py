@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             drain = wait_drained(tracker, timeout_s=180)
             p50, p95, p99 = percentiles(tracker.latencies[f"step{rate:g}"])
             rows.append((f"{rate:g}", achieved, len(step), p50, p95, p99, backlog, drain))
+        idle_reads = time_reads(read_db, readers, reads=200, stop_after_s=2.0)
+        time.sleep(2 * args.trigger_seconds + 2)  # the supervisor records the last batches' progress
         health = streaming_health(db, max_lag=10**9, max_staleness_s=60, query_name="streaming_recommendations")
         batches = list(db[Collection.STREAM_METRICS].find({"kind": "batch", "input_rows": {"$gt": 0}}))
     finally:
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         stopped = process.stop(spec)
         print(f"job stopped: {stopped}; last log lines:\n{process.log_tail(spec.log_path, 3)}", flush=True)
 
-    print_report(args, rows, reads, batches, health, trigger_s=args.trigger_seconds)
+    print_report(args, rows, reads, idle_reads, batches, health, trigger_s=args.trigger_seconds)
     client.drop_database(settings.mongo_db)
     admin = admin_client(settings)
     try:
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def print_report(args, rows, reads, batches, health, *, trigger_s: float) -> None:
+def print_report(args, rows, reads, idle_reads, batches, health, *, trigger_s: float) -> None:
     print()
     print(f"{'rate ev/s':>12} {'achieved':>9} {'events':>7} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} "
           f"{'backlog':>8} {'drain s':>8}  sustained")
@@ -255,12 +257,24 @@ def print_report(args, rows, reads, batches, health, *, trigger_s: float) -> Non
     r50, r95, r99 = percentiles(reads)
     print(f"\nplayer read (find_one by user_id, {len(reads)} reads during the main phase): "
           f"p50 {r50 * 1000:.2f} ms, p95 {r95 * 1000:.2f} ms, p99 {r99 * 1000:.2f} ms")
+    i50, i95, i99 = percentiles(idle_reads)
+    print(f"player read with the stream idle ({len(idle_reads)} reads): "
+          f"p50 {i50 * 1000:.2f} ms, p95 {i95 * 1000:.2f} ms, p99 {i99 * 1000:.2f} ms")
+    durations = pd.DataFrame([b["spark_duration_ms"] for b in batches if b.get("spark_duration_ms")])
+    if not durations.empty:
+        print("Spark micro-batch phases, median ms: " + ", ".join(
+            f"{name} {durations[name].median():.0f}" for name in
+            ("latestOffset", "addBatch", "walCommit", "commitOffsets", "triggerExecution") if name in durations))
     processing = [b["processing_seconds"] for b in batches]
     sizes = [b["input_rows"] for b in batches]
     if processing:
         print(f"job batches: {len(batches)}; rows/batch median {np.median(sizes):.0f}, max {max(sizes)}; "
-              f"foreachBatch seconds median {np.median(processing):.3f}, p95 {np.percentile(processing, 95):.3f}, "
+              f"our batch function (after collect) seconds median {np.median(processing):.3f}, p95 {np.percentile(processing, 95):.3f}, "
               f"max {max(processing):.3f}")
+        collect = [b["collect_seconds"] for b in batches if b.get("collect_seconds") is not None]
+        if collect:
+            print(f"reading a batch from Kafka (collect) seconds median {np.median(collect):.3f}, "
+                  f"p95 {np.percentile(collect, 95):.3f}")
         job_p95 = [b["latency_seconds"]["p95"] for b in batches if b["latency_seconds"]["p95"] is not None]
         print(f"job-side latency (Kafka timestamp -> written), per-batch p95: median {np.median(job_p95):.3f} s, "
               f"max {max(job_p95):.3f} s")

@@ -247,6 +247,7 @@ class BatchReport:
     dead_letters: int = 0
     users_updated: int = 0
     processing_seconds: float = 0.0
+    collect_seconds: float | None = None  # reading the batch from Kafka into the driver
     latency_seconds: dict = field(default_factory=dict)
     offsets: dict = field(default_factory=dict)
     active_listeners: dict | None = None
@@ -276,6 +277,7 @@ class RecommendationStream:
         return self._query_id or self.query_name
 
     def __call__(self, batch_df, batch_id: int) -> None:
+        started = time.monotonic()
         rows = batch_df.selectExpr(
             "value", "topic", "partition", "offset", "CAST(timestamp AS DOUBLE) AS ts"
         ).collect()
@@ -286,13 +288,15 @@ class RecommendationStream:
             )
             for row in rows
         ]
-        self.process(records, batch_id)
+        self.process(records, batch_id, collect_seconds=round(time.monotonic() - started, 4))
 
-    def process(self, records: Sequence[realtime.KafkaRecord], batch_id: int) -> BatchReport:
+    def process(self, records: Sequence[realtime.KafkaRecord], batch_id: int, *,
+                collect_seconds: float | None = None) -> BatchReport:
         """Run the five steps of the module docstring on one batch's records."""
         started = time.monotonic()
         now = datetime.now(timezone.utc)
-        report = BatchReport(batch_id=batch_id, input_rows=len(records), offsets=realtime.next_offsets(records))
+        report = BatchReport(batch_id=batch_id, input_rows=len(records), offsets=realtime.next_offsets(records),
+                             collect_seconds=collect_seconds)
         catalog = self.models.reload_if_new_tracks(_track_ids_of(records))
         classified = realtime.classify_records(records, known_track_ids=catalog.known_ids, received_at=now)
         report.dead_letters = write_dead_letters(self.db, classified.dead_letters)
@@ -518,6 +522,7 @@ def write_batch_metrics(db: Database, report: BatchReport, *, query_id: str, que
         "dead_letters": report.dead_letters,
         "users_updated": report.users_updated,
         "processing_seconds": report.processing_seconds,
+        "collect_seconds": report.collect_seconds,
         "latency_seconds": report.latency_seconds,
         "offsets": report.offsets,
         "active_listeners": report.active_listeners,
@@ -586,7 +591,8 @@ class Supervisor:
             last_batch = progress.batchId
             if progress.batchId > self.last_batch_id and progress.numInputRows:
                 metrics.update_one({"_id": f"{self.stream.query_id}/{progress.batchId}"},
-                                   {"$set": {"end_offsets": end, "lag": lag}})
+                                   {"$set": {"end_offsets": end, "lag": lag,
+                                             "spark_duration_ms": dict(progress.durationMs or {})}})
             self.last_batch_id = max(self.last_batch_id, progress.batchId)
         heartbeat = {
             "kind": HEARTBEAT_KIND,

@@ -47,13 +47,13 @@ from fma_platform.settings import Settings, get_settings
 from pipeline.load import upsert_by
 from spark_jobs import als_registry as registry
 from spark_jobs.interactions import (
-    STRENGTH, TRACK_ID, USER_ID, InteractionsError, data_snapshot, implicit_interactions, index_users,
+    TRACK_ID, USER_ID, InteractionsError, data_snapshot, implicit_interactions, index_users,
     read_events_file, read_events_from_mongo, relevant_by_user, relevant_interactions, split_by_time,
     with_user_index,
 )
 from spark_jobs.metrics import ranking_report
 from spark_jobs.recommenders import (
-    ALS_PARAMS, FEATURES, GENRES, HYBRID_SHRINK, N_INTERACTIONS, POSITIVE, Catalogue, RecommenderError,
+    ALS_PARAMS, FEATURES, GENRES, HYBRID_SHRINK, N_INTERACTIONS, Catalogue, RecommenderError,
     als_recommendations, check_als_params, content_based, fit_als, genre_popular, hybrid_recommendations,
     item_factors, load_catalogue, most_popular, played_genres, popularity_vector, positive_tracks,
     random_tracks, recommendation_lists, track_popularity, user_factors,
@@ -233,7 +233,7 @@ def train_evaluate_register(spark: SparkSession, db: Database, events: DataFrame
             "run_id": f"{config.run_id}-trial-{trial['number']:02d}", "model": "als", "kind": "trial",
             "params": trial["params"], "metrics": trial["metrics"], "data_snapshot": snapshot,
             "split": "validation", "holdout_rule": config.holdout_rule(), "seed": config.seed,
-            "seconds": trial["seconds"], "model_version": None, "champion": False,
+            "model_version": None, "champion": False,
         })
     best = best_trial(trials)
     tuning_seconds = time.perf_counter() - started

@@ -22,11 +22,7 @@ from spark_jobs.metrics import (
     precision_at_k,
     ranking_report,
     recall_at_k,
-    spark_map_at_k,
-    spark_ndcg_at_k,
-    spark_precision_at_k,
     spark_ranking_metrics,
-    spark_recall_at_k,
 )
 
 ACCURACY = {
@@ -289,16 +285,11 @@ def test_spark_metrics_match_pure_functions(holdout_case, k):
 
 
 @pytest.mark.slow
-def test_spark_single_metrics_and_per_user_rows(holdout_case):
+def test_spark_metrics_at_5_and_per_user_rows(holdout_case):
     recommendations, relevant, recs_df, holdout_df = holdout_case
-    single = {
-        "precision_at_k": spark_precision_at_k(recs_df, holdout_df, k=5),
-        "recall_at_k": spark_recall_at_k(recs_df, holdout_df, k=5),
-        "ndcg_at_k": spark_ndcg_at_k(recs_df, holdout_df, k=5),
-        "map_at_k": spark_map_at_k(recs_df, holdout_df, k=5),
-    }
+    got = spark_ranking_metrics(recs_df, holdout_df, k=5)
     pure = accuracy(recommendations, relevant, k=5)
-    assert single == pytest.approx({name: pure[name] for name in single}, rel=1e-9)
+    assert {name: got[name] for name in pure} == pytest.approx(pure, rel=1e-9)
     example = per_user_ranking_metrics(recs_df, holdout_df, k=5).filter("user_id = 1000").first()
     assert example["hits"] == 2 and example["n_relevant"] == 3
     assert example["average_precision"] == pytest.approx(0.3)  # (1/2 + 2/5) / 3
