@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fma_platform.contracts import Collection
 from fma_platform.mongo import platform_db
 from fma_platform.settings import Settings
@@ -48,7 +50,8 @@ def require_training_data(settings: Settings, *, min_events: int = 100) -> dict:
 def training_report(settings: Settings, *, run_id: str) -> dict:
     """What this training run produced, from ``model_runs``; fails when a model is missing."""
     db = platform_db(settings)
-    runs = list(db[Collection.MODEL_RUNS].find({"run_id": {"$regex": f"^{_escape(run_id)}"}},
+    # Jobs name their records "<run_id>:lsh:final", "<run_id>-trial-01", ...
+    runs = list(db[Collection.MODEL_RUNS].find({"run_id": {"$regex": f"^{re.escape(run_id)}[-:]"}},
                                                 {"_id": 0, "run_id": 1, "model": 1, "kind": 1, "metrics": 1,
                                                  "champion": 1, "promotion": 1}))
     finals = {r["model"]: r for r in runs if r.get("kind") == "final"}
@@ -59,9 +62,3 @@ def training_report(settings: Settings, *, run_id: str) -> dict:
         "trials": sum(1 for r in runs if r.get("kind") == "trial"),
         "final": {model: {"metrics": r.get("metrics"), "promotion": r.get("promotion")} for model, r in finals.items()},
     }
-
-
-def _escape(text: str) -> str:
-    import re
-
-    return re.escape(text)

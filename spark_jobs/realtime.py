@@ -224,7 +224,6 @@ def rank_tracks(
     als_scores: np.ndarray | None = None,
     popularity: np.ndarray | None = None,
     anchors: Sequence[tuple[int, str, bool]] = (),
-    titles: Mapping[int, str] | None = None,
     index_of: Mapping[int, int] | None = None,
     als_weight: float = ALS_WEIGHT,
     k: int = TOP_K,

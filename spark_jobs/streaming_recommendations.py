@@ -374,8 +374,6 @@ def recommend_for(user_id: str, history: pd.DataFrame, catalog: TrackCatalog, al
 def ensure_indexes(db: Database) -> None:
     """Indexes the job's reads and upserts rely on (idempotent)."""
     db[Collection.LISTENING_EVENTS].create_index([("user_id", ASCENDING), ("client_ts", DESCENDING)])
-    db[Collection.LISTENING_EVENTS].create_index([("track_id", ASCENDING), ("client_ts", ASCENDING)])
-    db[Collection.LISTENING_EVENTS].create_index([("client_ts", ASCENDING)])
     db[Collection.REALTIME_RECOMMENDATIONS].create_index([("user_id", ASCENDING)], unique=True)
     db[Collection.TRENDING].create_index([("window_start", ASCENDING), ("kind", ASCENDING)])
     db[Collection.STREAM_METRICS].create_index([("query_id", ASCENDING), ("batch_id", ASCENDING)])
@@ -669,15 +667,25 @@ def start_stream(
 
 def supervise(query, supervisor: Supervisor, *, stop: threading.Event, run_for: float | None) -> str | None:
     """Heartbeat until ``stop`` is set, ``run_for`` seconds pass, or the query ends; its error."""
+    from py4j.protocol import Py4JError
+
     deadline = None if run_for is None else time.monotonic() + run_for
     next_beat = 0.0
-    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-        if query.awaitTermination(0.5):
-            break
-        if time.monotonic() >= next_beat:
-            supervisor.record_progress()
-            next_beat = time.monotonic() + HEARTBEAT_INTERVAL_S
-    failure = query.exception()
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            if query.awaitTermination(0.5):
+                break
+            if time.monotonic() >= next_beat:
+                supervisor.record_progress()
+                next_beat = time.monotonic() + HEARTBEAT_INTERVAL_S
+        failure = query.exception()
+    except Py4JError:
+        if not stop.is_set():
+            raise
+        # SIGTERM reached the JVM too and its shutdown hook is stopping Spark: the batch in
+        # flight (if any) was not committed and is replayed at the next start.
+        log.warning("Spark went down while stopping on a signal")
+        return None
     return None if failure is None else str(failure)
 
 
@@ -704,6 +712,8 @@ def main(argv: list[str] | None = None) -> int:
     from spark_jobs.session import spark_session
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("py4j", "kafka"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = get_settings()
     args = parse_args(argv, settings)
     stop = threading.Event()
@@ -723,10 +733,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_query(query)
         supervisor.mark_stopped(error)
-        spark.stop()
-    summary = {"query_id": str(query.id), "batches": supervisor.last_batch_id + 1, "error": error}
-    print(json.dumps(summary))
+        stop_spark(spark)
+    print(json.dumps({"query_id": stream.query_id, "last_batch_id": supervisor.last_batch_id,
+                      "last_batch": None if stream.last_report is None else stream.last_report.batch_id,
+                      "error": error}))
     return 1 if error else 0
+
+
+def stop_spark(spark) -> None:
+    """Stop the session; under SIGTERM the JVM's shutdown hook may have stopped it already."""
+    from py4j.protocol import Py4JError
+
+    try:
+        spark.stop()
+    except Py4JError as exc:
+        log.warning("stopping Spark failed (JVM already shut down?): %s", exc)
 
 
 if __name__ == "__main__":
