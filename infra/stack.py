@@ -28,7 +28,7 @@ from infra.services import (
     streamlit_spec,
 )
 
-SERVICE_GROUPS = ("mongo", "kafka", "airflow", "streamlit")
+SERVICE_GROUPS = ("mongo", "kafka", "streaming", "airflow", "streamlit")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ def stack_steps(settings: Settings, groups: Iterable[str] = SERVICE_GROUPS) -> l
         steps.append(Step("mongo", mongo_spec(settings)))
     if "kafka" in groups:
         steps.append(Step("kafka", kafka_spec(settings), after=lambda: create_topics(settings)))
+    if "streaming" in groups:
+        from infra.streaming import streaming_spec
+
+        steps.append(Step("streaming", streaming_spec(settings)))
     if "airflow" in groups:
         for index, spec in enumerate(airflow_specs(settings)):
             before = (lambda: migrate_airflow_db(settings)) if index == 0 else None

@@ -160,3 +160,23 @@ def streaming_spec(
         cwd=PROJECT_ROOT,
         start_timeout=start_timeout,
     )
+
+
+def keep_streaming_alive(settings: Settings, *, max_lag: int = DEFAULT_MAX_LAG,
+                         max_staleness_s: float = DEFAULT_MAX_STALENESS_S) -> dict[str, Any]:
+    """Check the job; restart it when it is dead; raise ``StreamingLagError`` when it lags.
+
+    Returns the health report, with ``restarted: True`` when the job had to be restarted.
+    """
+    from fma_platform.mongo import platform_db
+    from infra import process
+
+    db = platform_db(settings, timeout_ms=3000)
+    try:
+        return streaming_health(db, max_lag=max_lag, max_staleness_s=max_staleness_s) | {"restarted": False}
+    except StreamingDeadError as dead:
+        spec = streaming_spec(settings)
+        process.stop(spec)  # a hung job still holds its pid record
+        process.start(spec)
+        report = streaming_health(db, max_lag=2**62, max_staleness_s=max_staleness_s)
+        return report | {"restarted": True, "was": str(dead)}

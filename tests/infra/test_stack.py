@@ -64,7 +64,7 @@ def processes_mentioning(marker: str) -> list[int]:
 @pytest.mark.stack
 def test_up_twice_keeps_one_copy_and_down_leaves_none(tmp_path):
     env = stack_env(tmp_path / "state")
-    services = {"mongo", "kafka", "airflow-api-server", "airflow-scheduler",
+    services = {"mongo", "kafka", "streaming-recommendations", "airflow-api-server", "airflow-scheduler",
                 "airflow-dag-processor", "airflow-triggerer", "streamlit"}
     try:
         first = run_stack(env, "up")
