@@ -85,6 +85,21 @@ class AirflowApi:
             return []
         return [ti["task_id"] for ti in response.json()["task_instances"] if ti["state"] in ("failed", "upstream_failed")]
 
+    def wait_for_triggered_run(self, dag_id: str, *, queued_after: str, timeout: float = 3600) -> str:
+        """Wait for a run of ``dag_id`` queued after ``queued_after`` (ISO time), e.g. one
+        the scheduler created from an asset event; return its id once it succeeded."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.request("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-queued_at", "limit": 20})
+            runs.raise_for_status()
+            later = [r for r in runs.json()["dag_runs"] if (r.get("queued_at") or "") >= queued_after]
+            if later:
+                run_id = later[-1]["dag_run_id"]  # the earliest of the later runs
+                self.wait_for_run(dag_id, run_id, timeout=max(deadline - time.monotonic(), 1))
+                return run_id
+            time.sleep(3)
+        raise DagRunFailedError(f"no run of {dag_id} was scheduled after {queued_after} within {timeout:.0f}s")
+
     def run_dag(self, dag_id: str, conf: dict | None = None, *, timeout: float = 3600) -> str:
         """Trigger ``dag_id`` through the scheduler and wait for success; return the run id."""
         self.wait_for_dag(dag_id)

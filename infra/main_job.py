@@ -8,31 +8,41 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import datetime, timezone
+
+import requests
 
 from fma_platform.settings import get_settings
 from infra.airflow_api import AirflowApi
 from infra.process import StackError
 
-# (dag_id, conf) in order; later stages join as the platform grows.
-MAIN_JOB_DAGS: list[tuple[str, dict]] = [
-    ("platform_health", {}),
-    ("fma_etl", {"dataset": "sample"}),
-]
-
 
 def main() -> int:
     settings = get_settings()
     api = AirflowApi.from_settings(settings)
-    for dag_id, conf in MAIN_JOB_DAGS:
+    try:
+        run_stage(api, "platform_health", {})
+        # fma_training is scheduled on the asset fma_etl publishes: unpause it first, then
+        # wait for the run the scheduler creates when the ETL's load task succeeds.
+        api.wait_for_dag("fma_training")
+        etl_started = datetime.now(timezone.utc).isoformat()
+        run_stage(api, "fma_etl", {"dataset": "sample"})
         started = time.monotonic()
-        print(f"main job: running DAG {dag_id} ...", flush=True)
-        try:
-            run_id = api.run_dag(dag_id, conf)
-        except StackError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(f"main job: {dag_id} succeeded in {time.monotonic() - started:.0f}s (run {run_id})", flush=True)
+        print("main job: waiting for fma_training (scheduled on the fma_track_features asset) ...", flush=True)
+        run_id = api.wait_for_triggered_run("fma_training", queued_after=etl_started, timeout=5400)
+        print(f"main job: fma_training succeeded in {time.monotonic() - started:.0f}s (run {run_id})", flush=True)
+    except (StackError, requests.RequestException) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def run_stage(api: AirflowApi, dag_id: str, conf: dict) -> str:
+    started = time.monotonic()
+    print(f"main job: running DAG {dag_id} ...", flush=True)
+    run_id = api.run_dag(dag_id, conf)
+    print(f"main job: {dag_id} succeeded in {time.monotonic() - started:.0f}s (run {run_id})", flush=True)
+    return run_id
 
 
 if __name__ == "__main__":

@@ -105,3 +105,29 @@ def test_a_corrupted_feature_file_stops_the_load(first_run, settings):
     failed_run = db[Collection.ETL_RUNS].find_one({"status": "failed"})
     assert "zcr_mean_01" in failed_run["failure"]
     assert db[Collection.TRACK_FEATURES].find_one({}, sort=[("loaded_at", -1)])["etl_run_id"] == loaded_before
+
+
+TRAINING_CONF = {"listeners": 60, "events": 4000, "seed": 5, "k": 5,
+                 "lsh_grid": "bucket_lengths=0.2;tables=8;hashes=3", "als_grid": "rank=8;regParam=0.1;alpha=10;maxIter=5",
+                 "holdout": 3}
+
+
+def test_training_dag_publishes_models_on_the_etl_output(first_run):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from fma_platform.settings import PROJECT_ROOT
+
+    _, db, _ = first_run
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "fma_training.py")).get_dag("fma_training")
+    run = dag.test(run_conf=TRAINING_CONF)
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert set(states.values()) == {"success"}, states
+    assert db[Collection.SIMILAR_TRACKS].count_documents({}) == db[Collection.TRACK_FEATURES].count_documents({})
+    neighbours = db[Collection.SIMILAR_TRACKS].find_one({})["neighbours"]
+    assert len(neighbours) == 5
+    simulated_users = db[Collection.LISTENING_EVENTS].distinct("user_id", {"source": "simulator"})
+    assert db[Collection.RECOMMENDATIONS].count_documents({}) >= len(simulated_users) * 0.9
+    rec = db[Collection.RECOMMENDATIONS].find_one({})
+    assert rec["items"] and all(item["reason"] for item in rec["items"])
+    finals = {r["model"] for r in db[Collection.MODEL_RUNS].find({"kind": "final"})}
+    assert {"als", "lsh"} <= finals
