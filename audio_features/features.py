@@ -46,6 +46,7 @@ from audio_features.fma_schema import (
     feature_columns,
     flat_feature_name,
 )
+from fma_platform.errors import ReasonedError
 
 # librosa's default rate, which FMA's calls without ``sr`` implicitly used.
 FMA_IMPLICIT_SR = 22050
@@ -63,13 +64,8 @@ EXTRA_COLUMNS: tuple[str, ...] = (
 )
 
 
-class AudioFeatureError(ValueError):
+class AudioFeatureError(ReasonedError):
     """A clip that cannot give FMA features; ``reason`` is one of the ``REASON_*`` codes."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 REASON_MISSING_FILE = "missing_file"

@@ -68,10 +68,12 @@ import numpy as np
 import pandas as pd
 from pyspark.ml.feature import BucketedRandomProjectionLSH, BucketedRandomProjectionLSHModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.sql import DataFrame, SparkSession, Window, functions as F
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 
 from fma_platform.contracts import SIMILARITY_MODELS, Collection
+from fma_platform.errors import ReasonedError
 from fma_platform.settings import Settings, get_settings
 from spark_jobs import metrics
 from spark_jobs.session import spark_session
@@ -131,13 +133,8 @@ REASON_ZERO_VECTOR = "zero_vector"
 REASON_NOT_UNIT_LENGTH = "not_unit_length"
 
 
-class SimilarTracksInputError(ValueError):
+class SimilarTracksInputError(ReasonedError):
     """Input the similarity job cannot use; ``reason`` is one of the ``REASON_*`` codes."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 # -- the catalogue ---------------------------------------------------------------------

@@ -46,10 +46,12 @@ from typing import Any
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import PCA, Normalizer, PCAModel, StandardScaler, StandardScalerModel, VectorAssembler
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame, SparkSession, functions as F
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType
 
 from audio_features.fma_schema import feature_columns, flat_feature_name
+from fma_platform.errors import ReasonedError
 from fma_platform.settings import Settings, get_settings
 from spark_jobs.session import spark_session
 
@@ -81,13 +83,8 @@ REASON_NO_CURRENT_MODEL = "no_current_model"
 REASON_BAD_MODEL = "bad_model"
 
 
-class TransformInputError(ValueError):
+class TransformInputError(ReasonedError):
     """Input the transform cannot use; ``reason`` is one of the ``REASON_*`` codes."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 # -- reading ---------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 
 from audio_features import extract as X
 from audio_features.features import EXTRA_COLUMNS
