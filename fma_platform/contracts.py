@@ -10,7 +10,7 @@ Document shapes (the fields each writer guarantees; readers may rely on them):
   duration_seconds, sample_rate, analysis_sample_rate, tempo_bpm, extract_seconds,
   embedding [float] (L2-normalised PCA), model_version, etl_run_id, loaded_at.
 ``similar_tracks`` (by ``track_id``): track_id, neighbours [{track_id, distance, score}]
-  best first, k, model_version, method ("lsh"), computed_at.
+  best first, k, model_version, method ("lsh" | "exact"), computed_at.
 ``recommendations`` (by ``user_id``): user_id, items [{track_id, score, reason}] best
   first, model_version, source ("als" | "hybrid" | "popular" | "content"), generated_at.
 ``realtime_recommendations`` (by ``user_id``): user_id, items [{track_id, score, reason}],
