@@ -125,17 +125,30 @@ def extract_chunk(chunk: dict, *, settings: Settings, run_id: str, workers: int)
     ]
     began = time.monotonic()
     env = {**os.environ, "NUMBA_CACHE_DIR": str(settings.state_dir / "numba-cache")}
-    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    print(result.stdout[-20_000:], flush=True)  # the extractor's progress, into the task log
-    if result.returncode != 0:
-        last = result.stdout.strip().splitlines()[-1:] or ["no output"]
-        raise ExtractionRunError(f"chunk {chunk['index']}: extractor exited {result.returncode}: {last[0]}")
+    returncode, last_line = _run_streaming_output(command, env=env)
+    if returncode != 0:
+        raise ExtractionRunError(f"chunk {chunk['index']}: extractor exited {returncode}: {last_line}")
     seconds = time.monotonic() - began
     features, failures = read_extraction(out)
     return {
         "index": chunk["index"], "path": str(out), "extracted": len(features), "failed": len(failures),
         "seconds": round(seconds, 2), "tracks_per_second": round(len(chunk["track_ids"]) / seconds, 2),
     }
+
+
+def _run_streaming_output(command: list[str], *, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``command``, copying its output (the extractor's progress bar: tracks done /
+    total and rate) line by line into this process's log as it comes; return its exit
+    status and last non-empty line."""
+    last = "no output"
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as child:
+        for line in child.stdout:
+            for part in line.replace("\r", "\n").splitlines():
+                if part.strip():
+                    print(part.strip(), flush=True)
+                    last = part.strip()
+    return child.returncode, last
 
 
 class ExtractionRunError(RuntimeError):
