@@ -8,7 +8,7 @@ natural keys and derives versions from its data, so a re-run is idempotent.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
@@ -34,10 +34,12 @@ PARAMS = {
 
 @dag(
     dag_id="fma_training",
+    # Daily at 03:00 UTC and whenever the ETL publishes features. No start_date, so
+    # unpausing does not start a catch-up run of a past 03:00.
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=[TRACK_FEATURES_ASSET]
+        timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC", run_immediately=False),
+        assets=[TRACK_FEATURES_ASSET],
     ),
-    start_date=datetime(2026, 1, 1),
     catchup=False,
     params=PARAMS,
     tags=["training", "models"],

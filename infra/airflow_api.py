@@ -90,11 +90,12 @@ class AirflowApi:
         the scheduler created from an asset event; return its id once it succeeded."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            runs = self.request("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-queued_at", "limit": 20})
+            runs = self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})
             runs.raise_for_status()
-            later = [r for r in runs.json()["dag_runs"] if (r.get("queued_at") or "") >= queued_after]
+            later = sorted((r for r in runs.json()["dag_runs"] if (r.get("queued_at") or "") >= queued_after),
+                           key=lambda r: r["queued_at"])
             if later:
-                run_id = later[-1]["dag_run_id"]  # the earliest of the later runs
+                run_id = later[0]["dag_run_id"]
                 self.wait_for_run(dag_id, run_id, timeout=max(deadline - time.monotonic(), 1))
                 return run_id
             time.sleep(3)
