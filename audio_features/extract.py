@@ -43,6 +43,7 @@ from audio_features.fma_schema import (
     feature_columns,
     flat_feature_name,
 )
+from fma_platform.files import write_atomic
 
 CHUNKS_DIRNAME = "chunks"
 FEATURES_CSV = "features.csv"
@@ -191,7 +192,7 @@ def merge_chunks(out_dir: Path) -> tuple[Path, Path]:
     features.columns = pd.MultiIndex.from_tuples(columns, names=FEATURES_HEADER_NAMES)
     features.index.name = "track_id"
     features_csv = out_dir / FEATURES_CSV
-    _write_atomic(features_csv, lambda tmp: features.to_csv(tmp, float_format="%.6e"))
+    write_atomic(features_csv, lambda tmp: features.to_csv(tmp, float_format="%.6e"))
 
     failure_files = [chunk_failures_path(out_dir, int(p.stem.split("-")[1])) for p in chunk_files]
     failure_frames = [pd.read_csv(p) for p in failure_files if p.exists()]
@@ -201,7 +202,7 @@ def merge_chunks(out_dir: Path) -> tuple[Path, Path]:
         else pd.DataFrame(columns=list(FAILURE_COLUMNS))
     )
     failures_csv = out_dir / FAILURES_CSV
-    _write_atomic(failures_csv, lambda tmp: failures.to_csv(tmp, index=False))
+    write_atomic(failures_csv, lambda tmp: failures.to_csv(tmp, index=False))
     return features_csv, failures_csv
 
 
@@ -372,15 +373,7 @@ def _write_chunk(index, records, failures, *, out_dir):
     table = table.astype({"track_id": "int64", "sample_rate": "int64", "analysis_sample_rate": "int64"})
     failure_table = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)).astype({"track_id": "int64"})
     # Failures first: the Parquet file's presence is what marks the chunk finished.
-    _write_atomic(chunk_failures_path(out_dir, index), lambda tmp: failure_table.to_csv(tmp, index=False))
-    _write_atomic(chunk_path(out_dir, index), lambda tmp: table.to_parquet(tmp, index=False))
+    write_atomic(chunk_failures_path(out_dir, index), lambda tmp: failure_table.to_csv(tmp, index=False))
+    write_atomic(chunk_path(out_dir, index), lambda tmp: table.to_parquet(tmp, index=False))
 
 
-def _write_atomic(path: Path, write) -> None:
-    """``write(tmp)`` then rename over ``path``: readers never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

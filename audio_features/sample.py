@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from audio_features.fma_schema import (
     audio_path,
 )
 from audio_features.synth import SAMPLE_RATE, synthesize_clip
+from fma_platform.files import write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -458,9 +458,7 @@ def write_clip(job: ClipJob) -> dict:
         path.unlink(missing_ok=True)
         return {"track_id": job.track_id, "kind": job.kind, "sha1": None, "bytes": 0, **facts}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".mp3.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data)
     return {"track_id": job.track_id, "kind": job.kind, "sha1": hashlib.sha1(data).hexdigest(),
             "bytes": len(data), **facts}
 
@@ -554,13 +552,6 @@ def synthetic_readme(manifest: dict) -> str:
     )
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file via a temporary name so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _run_jobs(jobs: Sequence[ClipJob], workers: int) -> Iterator[dict]:
     """Results of ``write_clip`` over jobs, in a process pool when ``workers`` > 1."""
     if workers <= 1:
@@ -621,8 +612,8 @@ def generate_sample(out_dir: Path, *, n_tracks: int = 120, seed: int = 7, worker
             bar.update(1)
 
     manifest = build_manifest(catalog, parameters, records, out_dir)
-    _write_text_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    _write_text_atomic(out_dir / "SYNTHETIC.md", synthetic_readme(manifest))
+    write_text_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out_dir / "SYNTHETIC.md", synthetic_readme(manifest))
     planted = tuple(PlantedFile(track_id=item["track_id"], kind=item["kind"], path=out_dir / item["path"],
                                 description=item["description"]) for item in manifest["planted"])
     log.info("sample in %s: %d clips written, %d reused", out_dir, len(todo), len(catalog.jobs) - len(todo))

@@ -15,37 +15,27 @@ import json
 import time
 from datetime import datetime, timezone
 
-import numpy as np
 import pandas as pd
 
 from fma_platform.events import to_document
 from simulator import simulate
+from simulator.catalog import synthetic_catalogue
 from spark_jobs.interactions import EVENT_COLUMNS, event_schema
 from spark_jobs.recommenders import catalogue_from_frame
 from spark_jobs.session import spark_session
 from spark_jobs.train_als import (
-    TrainConfig, baseline_recommendations, best_trial, evaluate, fit_and_recommend, make_split, parse_grid,
-    split_by_time, tune,
+    TrainConfig,
+    baseline_recommendations,
+    best_trial,
+    evaluate,
+    fit_and_recommend,
+    make_split,
+    parse_grid,
+    split_by_time,
+    tune,
 )
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)
-
-
-def synthetic_catalogue(*, tracks: int, genres: int = 16, dims: int = 16, seed: int = 0) -> pd.DataFrame:
-    """Tracks over ``genres`` genres, embeddings clustered per genre, lognormal listens."""
-    rng = np.random.default_rng(seed)
-    genre_ids = (np.arange(tracks) % genres + 1) * 10
-    centres = rng.normal(size=(genres, dims))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    embeddings = centres[genre_ids // 10 - 1] + rng.normal(0.0, 0.6 / np.sqrt(dims), size=(tracks, dims))
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-    listens = rng.lognormal(6.0, 1.5, tracks).astype(int)
-    return pd.DataFrame({
-        "track_id": np.arange(1, tracks + 1) * 3, "top_genre_id": genre_ids,
-        "top_genre_title": [f"Genre {g}" for g in genre_ids], "listens": listens,
-        "favorites": rng.binomial(listens, 0.01), "duration": rng.uniform(10.0, 400.0, tracks),
-        "embedding": list(embeddings),
-    })
 
 
 def main(argv=None) -> int:

@@ -216,3 +216,24 @@ def _embeddings(catalog: pd.DataFrame) -> np.ndarray | None:
 
 def _has_vector(cell: object) -> bool:
     return isinstance(cell, (list, tuple, np.ndarray)) and len(cell) > 0
+
+
+def synthetic_catalogue(*, tracks: int, genres: int = 16, dims: int = 16, seed: int = 0) -> pd.DataFrame:
+    """A made-up catalogue for tests and benchmarks (labelled by its genre titles).
+
+    Tracks spread evenly over ``genres`` (ids 10, 20, ...), unit embeddings clustered
+    around one centre per genre, lognormal listens, 1% favourites.
+    """
+    rng = np.random.default_rng(seed)
+    genre_ids = (np.arange(tracks) % genres + 1) * 10
+    centres = rng.normal(size=(genres, dims))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    embeddings = centres[genre_ids // 10 - 1] + rng.normal(0.0, 0.6 / np.sqrt(dims), size=(tracks, dims))
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    listens = rng.lognormal(6.0, 1.5, tracks).astype(int)
+    return pd.DataFrame({
+        "track_id": np.arange(1, tracks + 1) * 3, "top_genre_id": genre_ids,
+        "top_genre_title": [f"Synthetic genre {g}" for g in genre_ids], "listens": listens,
+        "favorites": rng.binomial(listens, 0.01), "duration": rng.uniform(10.0, 400.0, tracks),
+        "embedding": list(embeddings),
+    })

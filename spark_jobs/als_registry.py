@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from pymongo.database import Database
 from pyspark.sql import DataFrame, SparkSession
 
 from fma_platform.contracts import ALS_MODELS, Collection
+from fma_platform.files import write_text_atomic
 
 CHAMPION_FILE = "CHAMPION"
 USER_FACTORS = "user_factors.parquet"
@@ -69,7 +69,7 @@ def save_model(root: Path, version: str, *, users: DataFrame, items: DataFrame, 
     folder.mkdir(parents=True, exist_ok=True)
     users.coalesce(1).write.mode("overwrite").parquet(str(folder / USER_FACTORS))
     items.coalesce(1).write.mode("overwrite").parquet(str(folder / ITEM_FACTORS))
-    _write_atomically(folder / METADATA_FILE, json.dumps(metadata, sort_keys=True, indent=2, default=str))
+    write_text_atomic(folder / METADATA_FILE, json.dumps(metadata, sort_keys=True, indent=2, default=str))
     return folder
 
 
@@ -100,13 +100,7 @@ def read_champion(root: Path) -> str | None:
 
 def write_champion(root: Path, version: str) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    _write_atomically(root / CHAMPION_FILE, version + "\n")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    write_text_atomic(root / CHAMPION_FILE, version + "\n")
 
 
 def decide_promotion(*, candidate_version: str, candidate_ndcg: float, champion_version: str | None,

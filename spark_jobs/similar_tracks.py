@@ -55,7 +55,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
@@ -74,6 +73,7 @@ from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 
 from fma_platform.contracts import SIMILARITY_MODELS, Collection
 from fma_platform.errors import ReasonedError
+from fma_platform.files import write_text_atomic
 from fma_platform.settings import Settings, get_settings
 from spark_jobs import metrics
 from spark_jobs.session import spark_session
@@ -725,8 +725,8 @@ def save_lsh_model(index: LshIndex, metadata: dict[str, Any], model_dir: str | P
     target = Path(model_dir) / safe_version(metadata["version"])
     target.mkdir(parents=True, exist_ok=True)
     index.model.write().overwrite().save(str(target / MODEL_SUBDIR))
-    _write_text_atomic(target / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True, default=str) + "\n")
-    _write_text_atomic(Path(model_dir) / CURRENT_FILE, target.name + "\n")
+    write_text_atomic(target / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True, default=str) + "\n")
+    write_text_atomic(Path(model_dir) / CURRENT_FILE, target.name + "\n")
     return target
 
 
@@ -740,18 +740,6 @@ def load_current_lsh(model_dir: str | Path) -> tuple[LshIndex, dict[str, Any]]:
     params = LshParams(**metadata["params"])
     model = BucketedRandomProjectionLSHModel.load(str(target / MODEL_SUBDIR))
     return LshIndex(model, params, metadata["seed"]), metadata
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-# -- the job -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -52,6 +51,7 @@ from pyspark.sql.types import NumericType
 
 from audio_features.fma_schema import feature_columns, flat_feature_name
 from fma_platform.errors import ReasonedError
+from fma_platform.files import write_text_atomic
 from fma_platform.settings import Settings, get_settings
 from spark_jobs.session import spark_session
 
@@ -399,8 +399,8 @@ def save_transform_model(model: PipelineModel, metadata: dict[str, Any], model_d
     target = version_dir(model_dir, metadata["version"])
     target.mkdir(parents=True, exist_ok=True)
     model.write().overwrite().save(str(target / MODEL_SUBDIR))
-    _write_text_atomic(target / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    _write_text_atomic(Path(model_dir) / CURRENT_FILE, metadata["version"] + "\n")
+    write_text_atomic(target / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(Path(model_dir) / CURRENT_FILE, metadata["version"] + "\n")
     return target
 
 
@@ -430,19 +430,6 @@ def load_current_model(model_dir: str | Path | None = None) -> tuple[PipelineMod
 def default_model_dir(settings: Settings) -> Path:
     """``settings.models_dir / "feature_transform"``."""
     return settings.models_dir / "feature_transform"
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-# -- the job ---------------------------------------------------------------------------
 
 
 def with_model_version(embeddings: DataFrame, version: str) -> DataFrame:

@@ -36,6 +36,7 @@ from simulator import (
     write_events_to_mongo,
     write_listeners,
 )
+from simulator.catalog import synthetic_catalogue
 from simulator.cli import main
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -44,28 +45,9 @@ GENRES = 8
 TRACKS = 200
 
 
-def synthetic_catalog(*, tracks: int = TRACKS, genres: int = GENRES, dims: int = 16, seed: int = 0) -> pd.DataFrame:
-    """Tracks spread evenly over ``genres``, embeddings clustered around one centre per genre."""
-    rng = np.random.default_rng(seed)
-    genre_ids = (np.arange(tracks) % genres + 1) * 10
-    centres = rng.normal(size=(genres, dims))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    embeddings = centres[genre_ids // 10 - 1] + rng.normal(0.0, 0.6 / np.sqrt(dims), size=(tracks, dims))
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-    listens = rng.lognormal(6.0, 1.5, tracks).astype(int)
-    return pd.DataFrame({
-        "track_id": np.arange(1, tracks + 1) * 3,
-        "top_genre_id": genre_ids,
-        "listens": listens,
-        "favorites": rng.binomial(listens, 0.01),
-        "duration": rng.uniform(10.0, 400.0, tracks),
-        "embedding": list(embeddings),
-    })
-
-
 @pytest.fixture(scope="module")
 def catalog() -> pd.DataFrame:
-    return synthetic_catalog()
+    return synthetic_catalogue(tracks=TRACKS, genres=GENRES)
 
 
 @pytest.fixture(scope="module")

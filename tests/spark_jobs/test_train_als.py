@@ -19,16 +19,35 @@ from fma_platform.contracts import ALS_MODELS, Collection
 from fma_platform.events import to_document
 from fma_platform.settings import get_settings
 from simulator import simulate
+from simulator.catalog import synthetic_catalogue
 from spark_jobs import als_registry as registry
 from spark_jobs.interactions import (
-    EVENT_COLUMNS, InteractionsError, event_schema, implicit_interactions, index_users, split_by_time,
+    EVENT_COLUMNS,
+    InteractionsError,
+    event_schema,
+    implicit_interactions,
+    index_users,
+    split_by_time,
 )
 from spark_jobs.recommenders import (
-    catalogue_from_frame, content_based, genre_popular, hybrid_weight, most_popular, random_tracks,
-    recommendation_lists, top_unplayed,
+    catalogue_from_frame,
+    content_based,
+    genre_popular,
+    hybrid_weight,
+    most_popular,
+    random_tracks,
+    recommendation_lists,
+    top_unplayed,
 )
 from spark_jobs.train_als import (
-    TrainConfig, TrainingError, evaluate, fit_and_recommend, main, make_split, parse_grid, promote_if_better,
+    TrainConfig,
+    TrainingError,
+    evaluate,
+    fit_and_recommend,
+    main,
+    make_split,
+    parse_grid,
+    promote_if_better,
 )
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -46,22 +65,6 @@ def event(user, track, kind, *, at, listened=0.0, duration=30.0, number=[0]):
 
 def frame_of(spark, rows):
     return spark.createDataFrame(pd.DataFrame(rows, columns=list(EVENT_COLUMNS)), schema=event_schema())
-
-
-def synthetic_catalog(*, tracks=200, genres=8, dims=16, seed=0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    genre_ids = (np.arange(tracks) % genres + 1) * 10
-    centres = rng.normal(size=(genres, dims))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    embeddings = centres[genre_ids // 10 - 1] + rng.normal(0.0, 0.6 / np.sqrt(dims), size=(tracks, dims))
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-    listens = rng.lognormal(6.0, 1.5, tracks).astype(int)
-    return pd.DataFrame({
-        "track_id": np.arange(1, tracks + 1) * 3, "top_genre_id": genre_ids,
-        "top_genre_title": [f"Genre {g}" for g in genre_ids], "listens": listens,
-        "favorites": rng.binomial(listens, 0.01), "duration": rng.uniform(10.0, 400.0, tracks),
-        "embedding": list(embeddings),
-    })
 
 
 def simulated_documents(catalog, *, listeners, events, seed=11):
@@ -167,7 +170,7 @@ def test_grid_parsing_and_errors():
 
 @pytest.fixture(scope="module")
 def simulated(spark):
-    catalog = synthetic_catalog()
+    catalog = synthetic_catalogue(tracks=200, genres=8)
     frame = pd.DataFrame(simulated_documents(catalog, listeners=300, events=30_000))[list(EVENT_COLUMNS)]
     return spark.createDataFrame(frame, schema=event_schema()).cache(), catalogue_from_frame(catalog)
 
@@ -248,7 +251,7 @@ def job_settings(mongo_db, tmp_path):
 
 @pytest.mark.slow
 def test_main_trains_registers_and_publishes_idempotently(spark, mongo_db, job_settings, capsys):
-    catalog = synthetic_catalog()
+    catalog = synthetic_catalogue(tracks=200, genres=8)
     mongo_db[Collection.TRACKS].insert_many(
         catalog[["track_id", "top_genre_id", "top_genre_title"]].to_dict("records"))
     mongo_db[Collection.TRACK_FEATURES].insert_many(
