@@ -31,10 +31,34 @@ def main() -> int:
         print("main job: waiting for fma_training (scheduled on the fma_track_features asset) ...", flush=True)
         run_id = api.wait_for_triggered_run("fma_training", queued_after=etl_started, timeout=5400)
         print(f"main job: fma_training succeeded in {time.monotonic() - started:.0f}s (run {run_id})", flush=True)
+        stream_live_listeners(settings)
     except (StackError, requests.RequestException) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def stream_live_listeners(settings, *, listeners: int = 20, events: int = 400, rate: int = 50) -> None:
+    """Play simulated listeners through Kafka so the streaming job updates their
+    recommendations live (watch ``realtime_recommendations`` or the player)."""
+    from fma_platform.contracts import Collection
+    from fma_platform.mongo import platform_db
+    from simulator.cli import main as simulate
+
+    print(f"main job: streaming {events} simulated events at {rate}/s through Kafka ...", flush=True)
+    status = simulate(["run", "--listeners", str(listeners), "--events", str(events), "--seed", "2026",
+                       "--start", "2026-11-01T18:00:00+00:00", "--to", "kafka", "--rate", str(rate)],
+                      settings=settings)
+    if status != 0:
+        raise StackError("sending simulated events through Kafka failed (see above)")
+    realtime = platform_db(settings)[Collection.REALTIME_RECOMMENDATIONS]
+    deadline = time.monotonic() + 60
+    while realtime.count_documents({}) == 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    count = realtime.count_documents({})
+    if count == 0:
+        raise StackError("the streaming job wrote no realtime recommendations within 60 s; see its log")
+    print(f"main job: {count} listeners have live recommendations", flush=True)
 
 
 def run_stage(api: AirflowApi, dag_id: str, conf: dict) -> str:
