@@ -133,8 +133,11 @@ def load_track_catalog(db: Database, *, version: str | None) -> TrackCatalog:
                         dropped, modal)
         features = [f for f in features if len(f["embedding"]) == modal]
     track_ids = np.array([int(f["track_id"]) for f in features], dtype=np.int64)
-    embeddings = np.array([f["embedding"] for f in features], dtype=np.float64).reshape(len(features), -1)
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True) if len(features) else np.ones((0, 1))
+    if not features:  # nothing embedded yet (e.g. before the first ETL run): an empty catalogue
+        log.warning("no track embeddings in %s yet: recommendations wait for the ETL", Collection.TRACK_FEATURES)
+    embeddings = (np.array([f["embedding"] for f in features], dtype=np.float64) if features
+                  else np.zeros((0, 1), dtype=np.float64))
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     embeddings = np.divide(embeddings, norms, out=np.zeros_like(embeddings), where=norms > 0)
     return TrackCatalog(
         known_ids=frozenset(titles),

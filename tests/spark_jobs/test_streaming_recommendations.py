@@ -405,3 +405,15 @@ def test_events_to_recommendations_exactly_once_across_restarts(spark, settings,
         query.stop()
         producer.close()
         raw.close()
+
+
+def test_an_empty_catalogue_loads_before_the_first_etl(mongo_db):
+    """A fresh machine starts the job before any track has an embedding: it must not crash."""
+    from spark_jobs.realtime import rank_tracks
+    from spark_jobs.streaming_recommendations import load_track_catalog
+
+    catalog = load_track_catalog(mongo_db, version=None)
+    assert catalog.track_ids.size == 0 and catalog.embeddings.shape[0] == 0
+    ranked = rank_tracks(track_ids=catalog.track_ids, embeddings=catalog.embeddings, taste=None, excluded=set(),
+                         popularity=catalog.popularity, index_of=catalog.index_of)
+    assert ranked == []
