@@ -54,7 +54,7 @@ def processes_mentioning(marker: str) -> list[int]:
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
+            cmdline = ""  # the process ended (or hid) while we looked: it mentions nothing
         if marker in cmdline:
             pids.append(int(proc.name))
     return pids
