@@ -233,7 +233,7 @@ def synthetic_catalogue(*, tracks: int, genres: int = 16, dims: int = 16, seed: 
     listens = rng.lognormal(6.0, 1.5, tracks).astype(int)
     return pd.DataFrame({
         "track_id": np.arange(1, tracks + 1) * 3, "top_genre_id": genre_ids,
-        "top_genre_title": [f"Synthetic genre {g}" for g in genre_ids], "listens": listens,
+        "top_genre_title": [f"Genre {g}" for g in genre_ids], "listens": listens,
         "favorites": rng.binomial(listens, 0.01), "duration": rng.uniform(10.0, 400.0, tracks),
         "embedding": list(embeddings),
     })
