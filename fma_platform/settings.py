@@ -111,6 +111,10 @@ class Settings(BaseSettings):
         return self.state_dir / "models"
 
     @property
+    def streaming_checkpoint_dir(self) -> Path:
+        return self.state_dir / "checkpoints" / "streaming_recommendations"
+
+    @property
     def sample_dir(self) -> Path:
         return self.data_dir / "sample"
 

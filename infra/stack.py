@@ -10,6 +10,7 @@ its log. ``down`` stops exactly the processes this project recorded.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Step:
     spec: ServiceSpec
     before: Callable[[], None] | None = None
     after: Callable[[], object] | None = None
+    after_fresh_start: Callable[[], object] | None = None
 
 
 def stack_steps(settings: Settings, groups: Iterable[str] = SERVICE_GROUPS) -> list[Step]:
@@ -51,7 +53,8 @@ def stack_steps(settings: Settings, groups: Iterable[str] = SERVICE_GROUPS) -> l
     if "mongo" in groups:
         steps.append(Step("mongo", mongo_spec(settings)))
     if "kafka" in groups:
-        steps.append(Step("kafka", kafka_spec(settings), after=lambda: create_topics(settings)))
+        steps.append(Step("kafka", kafka_spec(settings), after=lambda: create_topics(settings),
+                          after_fresh_start=lambda: reset_streaming_checkpoint(settings)))
     if "streaming" in groups:
         from infra.streaming import streaming_spec
 
@@ -74,8 +77,24 @@ def up(settings: Settings, groups: Iterable[str] = SERVICE_GROUPS, *, out=sys.st
         record, started = process.start(step.spec)
         if step.after:
             step.after()
+        if started and step.after_fresh_start:
+            step.after_fresh_start()
         verb = "started" if started else "already running"
         print(f"{step.spec.name:<24} {verb} (pid {record.pid})", file=out, flush=True)
+
+
+def reset_streaming_checkpoint(settings: Settings) -> bool:
+    """Forget the streaming job's Kafka offsets after a fresh start of the embedded broker.
+
+    Tansu keeps nothing across restarts, so offsets checkpointed against the previous
+    broker point past the new, empty topic. Processed events are already in MongoDB.
+    """
+    checkpoint = settings.streaming_checkpoint_dir
+    if not checkpoint.exists():
+        return False
+    shutil.rmtree(checkpoint)
+    print(f"kafka: a fresh (empty) embedded broker: streaming checkpoint {checkpoint} reset", flush=True)
+    return True
 
 
 def down(settings: Settings, groups: Iterable[str] = SERVICE_GROUPS, *, out=sys.stdout) -> None:

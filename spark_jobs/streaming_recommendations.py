@@ -692,7 +692,7 @@ def supervise(query, supervisor: Supervisor, *, stop: threading.Event, run_for: 
 
 
 def default_checkpoint(settings: Settings) -> Path:
-    return settings.state_dir / "checkpoints" / "streaming_recommendations"
+    return settings.streaming_checkpoint_dir
 
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:

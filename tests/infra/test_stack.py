@@ -129,3 +129,21 @@ def test_a_service_that_dies_names_itself_and_its_log(tmp_path):
     assert "broken exited with status 3" in message
     assert str(spec.log_path) in message and "cannot open storage" in message
     assert not spec.record_path.exists()
+
+
+def test_a_fresh_embedded_broker_resets_the_streaming_checkpoint(settings, tmp_path):
+    """Tansu forgets everything on restart; old offsets would make the streaming job fail."""
+    from infra import stack
+
+    own = settings.model_copy(update={"state_dir": tmp_path, "kafka_port": free_port()})
+    marker = own.streaming_checkpoint_dir / "offsets" / "0"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
+    try:
+        stack.up(own, ["kafka"])
+        assert not own.streaming_checkpoint_dir.exists()
+        own.streaming_checkpoint_dir.mkdir(parents=True)
+        stack.up(own, ["kafka"])  # reused broker: its topics and offsets are still there
+        assert own.streaming_checkpoint_dir.exists()
+    finally:
+        stack.down(own, ["kafka"])
