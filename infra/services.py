@@ -187,7 +187,7 @@ def airflow_connections(settings: Settings) -> dict[str, str]:
         "schema": settings.mongo_db,
         "login": parsed["username"],
         "password": parsed["password"],
-        "extra": {key: value for key, value in parsed["options"].items()},
+        "extra": dict(parsed["options"]),
     }
     spark = {
         "conn_type": "spark",

@@ -185,16 +185,16 @@ def validate(plan: dict, catalog_count: int, *, settings: Settings, run_id: str,
     began = time.monotonic()
     db = platform_db(settings)
     features, failures = read_extraction(Path(plan["out_dir"]))
-    failures += unaccounted_tracks(_catalog_ids(settings, plan), features, failures)
+    failures += unaccounted_tracks(_catalog_ids(plan), features, failures)
     record_run(db, run_id, {"counts.extracted": len(features), "counts.extract_failed": len(failures),
                             "failures_by_reason": failures_by_reason(failures)})
     check_tolerance(failed=failures, total=catalog_count, max_failure_fraction=max_failure_fraction)
     gx_dir = settings.state_dir / "gx"
-    expected_ids = set(_catalog_ids(settings, plan)) - {f["track_id"] for f in failures}
+    expected_ids = set(_catalog_ids(plan)) - {f["track_id"] for f in failures}
     feature_report = validate_features(features, expected_track_ids=expected_ids, context_dir=gx_dir,
                                        run_id=run_id, validated_at=validated_at)
     catalog_frame = pd.DataFrame(list(db[Collection.TRACKS].find(
-        {"track_id": {"$in": _catalog_ids(settings, plan)}}, {"_id": 0, "search_terms": 0})))
+        {"track_id": {"$in": _catalog_ids(plan)}}, {"_id": 0, "search_terms": 0})))
     catalog_report = validate_catalog(catalog_frame, context_dir=gx_dir, run_id=run_id, validated_at=validated_at)
     summaries = []
     for report in (feature_report, catalog_report):
@@ -220,7 +220,7 @@ def mark_run_failed(settings: Settings, run_id: str, reason: str) -> None:
     record_run(platform_db(settings), run_id, {"status": "failed", "failure": reason})
 
 
-def _catalog_ids(settings: Settings, plan: dict) -> list[int]:
+def _catalog_ids(plan: dict) -> list[int]:
     return [t for chunk in plan["chunks"] for t in chunk["track_ids"]]
 
 
@@ -231,7 +231,7 @@ def load(plan: dict, transform: dict, *, settings: Settings, run_id: str, loaded
     db = platform_db(settings)
     dataset = Dataset.from_params(plan["chunks"][0]["dataset"]) if plan["chunks"] else None
     features, failures = read_extraction(Path(plan["out_dir"]))
-    failures += unaccounted_tracks(_catalog_ids(settings, plan), features, failures)
+    failures += unaccounted_tracks(_catalog_ids(plan), features, failures)
     embeddings = pd.read_parquet(transform["embeddings_path"])
     written = upsert_by(
         db, Collection.TRACK_FEATURES,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from dashboards.auth import Role, create_user
 from dashboards.data import RecommendationSource, up_next
@@ -15,6 +12,7 @@ from dashboards.services import event_producer
 from fma_platform.contracts import Collection
 from fma_platform.events import decode_event
 from tests.dashboards.conftest import PASSWORD, page_test, texts
+from tests.kafka_helpers import consume_all
 
 
 def test_search_finds_seeded_tracks_with_attribution(catalogue, listener):
@@ -102,22 +100,6 @@ def test_player_reports_become_events_once_and_skip_moves_on(catalogue, listener
     assert not queue.ends_current(fresh[-1])
 
 
-def _consume(settings, topic: str, *, expected: int, timeout_s: float = 15.0) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-                             fetch_max_wait_ms=100)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or {0, 1, 2}
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
-        consumer.seek_to_beginning()
-        records, deadline = [], time.monotonic() + timeout_s
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
-
-
 @pytest.mark.slow
 def test_like_sends_an_event_with_the_sessions_user_id(catalogue, listener, app_env, app_db, unique_topic,
                                                        kafka_broker):
@@ -129,6 +111,6 @@ def test_like_sends_an_event_with_the_sessions_user_id(catalogue, listener, app_
     at.button(key="like_button").click().run()
     assert not at.exception
     assert event_producer().flush(timeout=15), event_producer().status()
-    events = [decode_event(record.value) for record in _consume(kafka_broker, unique_topic, expected=1)]
+    events = [decode_event(record.value) for record in consume_all(kafka_broker, unique_topic, 1)]
     assert [(e.type.value, e.user_id, e.track_id, e.session_id, e.source.value) for e in events] == [
         ("like", listener.user_id, 10, "s_test", "player")]

@@ -13,7 +13,6 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
 from fma_platform.events import InvalidEventError, ListeningEvent, decode_event, new_event
@@ -22,6 +21,7 @@ from fma_platform.producer import EventProducer, ProducerClosedError, ProducerSt
 from infra import process
 from infra.process import free_port
 from infra.services import kafka_spec
+from tests.kafka_helpers import consume_all
 
 PARTITIONS = 3
 
@@ -36,31 +36,6 @@ def listening_event(user_id: str, track_id: int) -> ListeningEvent:
 def key_partition(key: bytes, partitions: int = PARTITIONS) -> int:
     """The partition the Java client and kafka-python pick for ``key`` (murmur2)."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def consume_all(settings, topic: str, expected: int, *, timeout_s: float = 15.0) -> list:
-    """Every record of ``topic`` from the beginning, in offset order per partition.
-
-    Polls until ``expected`` records came, then once more so a duplicate would show.
-    """
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-        fetch_max_wait_ms=100,
-    )
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set(range(PARTITIONS))
-        consumer.assign([TopicPartition(topic, partition) for partition in sorted(partitions)])
-        consumer.seek_to_beginning()
-        records = []
-        deadline = time.monotonic() + timeout_s
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 @contextmanager

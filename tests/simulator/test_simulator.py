@@ -8,7 +8,6 @@ embedded MongoDB and Kafka servers of the test session.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
@@ -16,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from fma_platform.contracts import Collection
 from fma_platform.events import EventType, decode_event, encode_event
@@ -38,6 +36,7 @@ from simulator import (
 )
 from simulator.catalog import synthetic_catalogue
 from simulator.cli import main
+from tests.kafka_helpers import consume_all
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)
 DAYS = 14
@@ -269,26 +268,6 @@ def test_load_catalog_joins_embeddings(mongo_db, catalog):
 
 def test_empty_database_gives_an_empty_catalogue(mongo_db):
     assert load_catalog(mongo_db).empty
-
-
-def consume_all(settings, topic: str, expected: int, *, timeout_s: float = 15.0) -> list:
-    """Every record of ``topic`` from the beginning (explicit assignment, no consumer group)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False, fetch_max_wait_ms=100)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or {0, 1, 2}
-        consumer.assign([TopicPartition(topic, partition) for partition in sorted(partitions)])
-        consumer.seek_to_beginning()
-        records = []
-        deadline = time.monotonic() + timeout_s
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
-        for batch in consumer.poll(timeout_ms=300).values():  # a duplicate would show here
-            records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def test_kafka_sink_delivers_every_event_once(kafka_broker, unique_topic, catalog):
