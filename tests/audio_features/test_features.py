@@ -132,6 +132,23 @@ def test_cqt_and_zcr_equal_librosa():
     assert np.array_equal(F._zero_crossing_rate(y), zcr)
 
 
+@pytest.mark.parametrize(("n_fft", "hop_length", "window"), [(2048, 512, "hann"), (256, 64, "ones"), (256, 256, "ones")])
+def test_stft_equals_librosa_bit_for_bit(n_fft, hop_length, window):
+    y = synth_clip("music", seconds=3.0, sr=44100)[:-77]  # a length no hop divides
+    theirs = librosa.stft(y, n_fft=n_fft, hop_length=hop_length, window=window, pad_mode="constant")
+    ours = F._stft(y, n_fft=n_fft, hop_length=hop_length,
+                   window=librosa.filters.get_window(window, n_fft, fftbins=True))
+    assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+
+
+def test_mono_mix_and_rolloff_cumsum_equal_numpy_bit_for_bit():
+    channels = np.stack([np.roll(synth_clip("music", sr=44100), 37 * c) for c in range(3)])
+    for n in (1, 2, 3):
+        assert np.array_equal(F._mix_to_mono(channels[:n]), librosa.to_mono(channels[:n]))
+    stft = np.abs(librosa.stft(channels[0], n_fft=2048, hop_length=512))
+    assert np.array_equal(F._cumulative_over_bins(stft), np.cumsum(stft, axis=0))
+
+
 def test_tempo_of_120_bpm_drums_matches_librosa_beat_track():
     y = synth_clip("drums", seconds=10.0, sr=SR)
     features = F.compute_features(y, sr=SR)
