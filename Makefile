@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 COMPOSE := $(VENV)/lib/python3.11/site-packages/compose/docker-compose
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test lock compose-check clean
+.PHONY: help setup test-setup up down status test lock compose-check clean
 
 help:
 	@echo "make up      set up .venv, start the embedded stack, run the main job, print URLs"
@@ -27,8 +27,12 @@ down:
 status: setup
 	@$(PY) -m infra.stack status
 
-test: setup compose-check
+# The tests also need Debian's Chromium for the browser test (FMA_BROWSER_TESTS=0 skips both).
+test: test-setup compose-check
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-setup:
+	@FMA_BROWSER_TESTS=$${FMA_BROWSER_TESTS:-1} bash infra/bootstrap.sh
 
 compose-check: setup
 	@$(COMPOSE) -f docker-compose.yaml --env-file infra/compose.env.example config -q

@@ -14,6 +14,7 @@ import pandas as pd
 from pymongo import DESCENDING
 from pymongo.database import Database
 
+from audio_features.fma_schema import TOP_LEVEL_GENRES
 from fma_platform.contracts import Collection
 from fma_platform.settings import Settings
 
@@ -152,14 +153,39 @@ def active_listeners(events: pd.DataFrame, *, now: datetime, window: timedelta =
 
 
 def latest_trending(db: Database, kind: str, *, limit: int = 10) -> pd.DataFrame:
-    """The newest window's top ``kind`` ("track" | "genre") keys by plays."""
+    """The newest window's most active ``kind`` ("track" | "genre") keys, with a readable label
+    ("title — artist" for a track, the genre's title for a genre), most active first."""
     newest = db[Collection.TRENDING].find_one({"kind": kind}, {"window_start": 1}, sort=[("window_start", DESCENDING)])
-    columns = ["key", "plays", "completes", "skips", "likes", "window_start", "window_end"]
+    columns = ["key", "label", "plays", "completes", "skips", "likes", "window_start", "window_end"]
     if newest is None:
         return pd.DataFrame(columns=columns)
-    cursor = db[Collection.TRENDING].find({"kind": kind, "window_start": newest["window_start"]}, {"_id": 0})
-    frame = pd.DataFrame(list(cursor.sort([("plays", DESCENDING)]).limit(limit)))
-    return frame.reindex(columns=columns)
+    counts = ["plays", "completes", "likes", "skips"]
+    ranked = db[Collection.TRENDING].aggregate([
+        {"$match": {"kind": kind, "window_start": newest["window_start"]}},
+        {"$addFields": {"total": {"$add": [{"$ifNull": [f"${name}", 0]} for name in counts]}}},
+        {"$sort": {"total": -1, "key": 1}},
+        {"$limit": limit},
+        {"$project": {"_id": 0}},
+    ])
+    frame = pd.DataFrame(list(ranked))
+    frame[counts] = frame.reindex(columns=counts).fillna(0).astype(int)
+    frame["label"] = _trending_labels(db, kind, frame)
+    return frame.reindex(columns=columns).reset_index(drop=True)
+
+
+def _trending_labels(db: Database, kind: str, frame: pd.DataFrame) -> list[str]:
+    if kind == "genre":
+        titles = frame.get("title", pd.Series(index=frame.index, dtype=object))
+        return [title if isinstance(title, str) and title else TOP_LEVEL_GENRES.get(int(key), f"genre {key}")
+                for key, title in zip(frame["key"], titles)]
+    tracks = {doc["track_id"]: doc for doc in db[Collection.TRACKS].find(
+        {"track_id": {"$in": [int(k) for k in frame["key"]]}}, {"_id": 0, "track_id": 1, "title": 1, "artist_name": 1})}
+    labels = []
+    for key in frame["key"]:
+        track = tracks.get(int(key))
+        labels.append(f"{track.get('title') or 'Untitled'} — {track.get('artist_name') or 'Unknown artist'}"
+                      if track else f"track {key}")
+    return labels
 
 
 def stream_health(db: Database, *, limit: int = 200) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import altair as alt
 import pandas as pd
 
@@ -43,16 +45,39 @@ def comparison_chart(compared: pd.DataFrame) -> alt.Chart:
     )
 
 
-def events_per_minute_chart(per_minute: pd.DataFrame) -> alt.Chart:
-    return alt.Chart(per_minute).mark_area().encode(
-        x=alt.X("minute:T"), y=alt.Y("events:Q", stack="zero"), color="type:N", tooltip=["minute", "type", "events"],
+def events_per_minute_chart(per_minute: pd.DataFrame, *, start: datetime, end: datetime) -> alt.Chart:
+    """One-minute bars, stacked by event type, over the window ``start``..``end`` (UTC).
+
+    Bars span their minute exactly (x..x2) and are stacked here (y..y2), so a single
+    busy minute in an hour is a thin bar, not a chart-wide block.
+    """
+    bars = per_minute.assign(minute=pd.to_datetime(per_minute["minute"], utc=True)).sort_values(["minute", "type"])
+    bars["top"] = bars.groupby("minute")["events"].cumsum()
+    bars = bars.assign(bottom=bars["top"] - bars["events"], minute_end=bars["minute"] + pd.Timedelta(minutes=1))
+    return alt.Chart(bars).mark_bar().encode(
+        x=alt.X("minute:T", title="minute (UTC)", axis=alt.Axis(format="%H:%M"),
+                scale=alt.Scale(type="utc", domain=[_epoch_ms(start), _epoch_ms(end)])),
+        x2="minute_end:T", y=alt.Y("top:Q", title="events"), y2="bottom:Q", color="type:N",
+        tooltip=[alt.Tooltip("utcyearmonthdatehoursminutes(minute):T", title="minute (UTC)", format="%H:%M"),
+                 "type", "events"],
     )
 
 
+def _epoch_ms(moment: datetime) -> float:
+    return moment.timestamp() * 1000.0
+
+
+TRENDING_SIGNALS = ["plays", "completes", "likes", "skips"]
+
+
 def trending_chart(trending: pd.DataFrame, *, label: str) -> alt.Chart:
-    return alt.Chart(trending).mark_bar().encode(
-        x=alt.X("plays:Q"), y=alt.Y("key:N", sort="-x", title=label),
-        tooltip=["key", "plays", "completes", "skips", "likes"],
+    """Each key's signals as stacked bars, the most active key on top."""
+    signals = trending.melt(id_vars=["label"], value_vars=TRENDING_SIGNALS, var_name="signal", value_name="events")
+    return alt.Chart(signals).mark_bar().encode(
+        x=alt.X("events:Q", stack="zero", title="events in the window"),
+        y=alt.Y("label:N", sort=alt.EncodingSortField("events", op="sum", order="descending"), title=label,
+                axis=alt.Axis(labelLimit=280)),
+        color=alt.Color("signal:N", sort=TRENDING_SIGNALS), tooltip=["label", "signal", "events"],
     )
 
 

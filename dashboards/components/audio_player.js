@@ -19,7 +19,7 @@ function createPlayer() {
     <div class="fma-title" data-testid="fma-player-title"></div>
     <audio controls preload="auto" data-testid="fma-player-audio"></audio>
     <div class="fma-row">
-      <button type="button" class="fma-next" data-testid="fma-player-next">Next &#9197;</button>
+      <button type="button" class="fma-next" data-testid="fma-player-next" title="Skip to the next track">Skip &rsaquo;&rsaquo;</button>
       <span class="fma-status" data-testid="fma-player-status"></span>
     </div>`;
   const player = {

@@ -37,7 +37,8 @@ def _live_panels() -> None:
             empty_state("listening events in the last hour",
                         "start the streaming job and play tracks (or run the listener simulator)")
         else:
-            st.altair_chart(events_per_minute_chart(events_per_minute(events)), key="events_per_minute_chart")
+            st.altair_chart(events_per_minute_chart(events_per_minute(events), start=now - WINDOW, end=now),
+                            key="events_per_minute_chart")
         tracks, genres = st.columns(2)
         with tracks:
             _trending(db, "track", "Trending tracks")
@@ -53,7 +54,7 @@ def _trending(db, kind: str, title: str) -> None:
         empty_state(f"trending {kind}s", "the streaming job writes `trending` windows")
     else:
         st.caption(f"Window from {trending['window_start'].iloc[0]}")
-        st.altair_chart(trending_chart(trending.astype({"key": str}), label=kind), key=f"trending_{kind}_chart")
+        st.altair_chart(trending_chart(trending, label=kind), key=f"trending_{kind}_chart")
 
 
 def _stream(db) -> None:

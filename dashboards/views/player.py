@@ -50,10 +50,10 @@ def _now_playing(user: User, queue: PlayerQueue) -> None:
         st.error(f"This track cannot play: {exc}")
         return
     _handle_reports(user, queue, log)
-    like, dislike, _ = st.columns([1, 1, 4])
-    if like.button("Like", key="like_button", icon=":material/thumb_up:"):
+    actions = st.container(horizontal=True)
+    if actions.button("Like", key="like_button", icon=":material/thumb_up:"):
         _send_action(user, queue, EventType.LIKE)
-    if dislike.button("Dislike", key="dislike_button", icon=":material/thumb_down:"):
+    if actions.button("Dislike", key="dislike_button", icon=":material/thumb_down:"):
         _send_action(user, queue, EventType.DISLIKE)
 
 
@@ -80,13 +80,15 @@ def _send_action(user: User, queue: PlayerQueue, kind: EventType) -> None:
 
 
 def _track_row(track: dict, queue: PlayerQueue, *, prefix: str, reason: str | None = None) -> None:
-    text, play, later = st.columns([6, 1, 1], vertical_alignment="center")
+    text, buttons = st.columns([5, 2], vertical_alignment="center")
     text.markdown(attribution(track) + (f"  \n:gray[{reason}]" if reason else ""))
-    if play.button("Play", key=f"{prefix}_play_{track['track_id']}", icon=":material/play_arrow:"):
+    buttons = buttons.container(horizontal=True, horizontal_alignment="right")
+    # Icon-only buttons (the help text names them) keep narrow columns readable.
+    if buttons.button(":material/play_arrow:", key=f"{prefix}_play_{track['track_id']}", help="Play now"):
         queue.play_now(track)
         st.rerun()
-    if later.button("Next", key=f"{prefix}_queue_{track['track_id']}", icon=":material/queue_music:",
-                    help="Play after the current track"):
+    if buttons.button(":material/queue_music:", key=f"{prefix}_queue_{track['track_id']}",
+                      help="Play after the current track"):
         queue.play_next(track)
         st.rerun()
 
@@ -119,8 +121,9 @@ def _up_next(user: User) -> None:
         if st.button("Queue these", key="upnext_queue_all", icon=":material/playlist_add:"):
             queue.enqueue([item.track for item in picks.items])
             st.rerun()
-        for item in picks.items:
-            _track_row(item.track, queue, prefix="upnext", reason=item.reason)
+        with st.container(key="upnext_list"):
+            for item in picks.items:
+                _track_row(item.track, queue, prefix="upnext", reason=item.reason)
 
 
 def _radio(queue: PlayerQueue) -> None:

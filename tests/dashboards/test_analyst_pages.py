@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from dashboards.analytics import champion_vs_baselines, model_runs, principal_components, tuning_grid
+from dashboards.analytics import champion_vs_baselines, latest_trending, model_runs, principal_components, tuning_grid
 from fma_platform.contracts import Collection
 from infra.process import free_port
 from tests.dashboards.conftest import app_test, page_test, recent, texts
@@ -109,8 +109,8 @@ def test_live_page_from_seeded_events_and_stream_metrics(app_db, analyst):
     app_db[Collection.TRENDING].insert_many([
         {"window_start": window, "window_end": window + timedelta(minutes=5), "kind": "track", "key": 2, "plays": 6,
          "completes": 2, "skips": 1, "likes": 1},
-        {"window_start": window, "window_end": window + timedelta(minutes=5), "kind": "genre", "key": "Rock",
-         "plays": 6, "completes": 2, "skips": 1, "likes": 1}])
+        {"window_start": window, "window_end": window + timedelta(minutes=5), "kind": "genre", "key": 12,
+         "title": "Rock", "plays": 6, "completes": 2, "skips": 1, "likes": 1}])
     app_db[Collection.STREAM_METRICS].insert_one({
         "query_id": "q", "batch_id": 1, "batch_time": window, "input_rows": 6, "valid_events": 6, "dead_letters": 0,
         "latency_seconds": {"p50": 0.8, "p95": 1.5, "max": 2.0}, "lag": {"0": 3, "1": 0}})
@@ -118,6 +118,23 @@ def test_live_page_from_seeded_events_and_stream_metrics(app_db, analyst):
     assert not at.exception
     assert [m.value for m in at.metric] == ["6", "3"]
     assert len(at.get("vega_lite_chart")) == 5
+
+
+def test_trending_ranks_by_all_signals_and_names_tracks_and_genres(app_db, catalogue):
+    window = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    old = window - timedelta(minutes=5)
+    rows = [("track", 2, 0, 3, 1, 0, window, {}), ("track", 3, 1, 0, 0, 0, window, {}),
+            ("track", 999, 2, 0, 0, 0, window, {}), ("track", 5, 50, 0, 0, 0, old, {}),
+            ("genre", 12, 0, 3, 1, 0, window, {"title": "Rock"}), ("genre", 15, 1, 0, 0, 0, window, {})]
+    app_db[Collection.TRENDING].insert_many([
+        {"kind": kind, "key": key, "plays": plays, "completes": completes, "likes": likes, "skips": skips,
+         "window_start": start, "window_end": start + timedelta(minutes=5), **extra}
+        for kind, key, plays, completes, likes, skips, start, extra in rows])
+    tracks = latest_trending(app_db, "track")
+    assert tracks["key"].tolist() == [2, 999, 3]  # 4 signals, 2, 1; the older window is left out
+    assert tracks["label"].tolist() == ["Midnight Engine — The Rivets", "track 999", "Paper Lanterns — Ocean Static"]
+    genres = latest_trending(app_db, "genre")
+    assert genres["label"].tolist() == ["Rock", "Electronic"]  # stored title, else FMA's genre title
 
 
 def test_catalogue_page_maps_embeddings(app_db, analyst, catalogue):

@@ -1,0 +1,173 @@
+"""A running app for a real browser: SecantusDB, Tansu, the streaming job (spark-submit)
+and Streamlit started by the project's own service specs, plus Debian's Chromium driven
+by Playwright.
+
+The stack gets its own state folder, database and topic, so nothing here touches the
+other tests' data. Chromium comes from Debian packages (``make test`` installs it); the
+suite fails, not skips, when it is missing, unless ``FMA_BROWSER_TESTS=0`` says the run
+has no browser on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fma_platform.contracts import Collection
+from fma_platform.kafka import ensure_topics
+from fma_platform.mongo import platform_db
+from fma_platform.settings import PROJECT_ROOT, Settings
+from infra import process
+from infra.process import free_port
+from infra.services import streamlit_spec
+from infra.streaming import streaming_spec
+from pipeline.catalog import search_terms, upsert_catalog
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+]
+CLIP_SECONDS = 30.0
+CLIP_RATE = 22_050
+
+
+@dataclass(frozen=True)
+class Genre:
+    genre_id: int  # a real FMA top-level genre id
+    title: str
+    word: str  # the searchable word every title of the genre carries
+    artist: str
+    album: str
+    base_hz: float  # the tone of its clips
+
+
+GENRES = (
+    Genre(12, "Rock", "Iron", "The Rivets", "Steel Roads", 110.0),
+    Genre(15, "Electronic", "Neon", "Ocean Static", "Glow", 220.0),
+    Genre(4, "Jazz", "Velvet", "Ada Quartet", "Late Set", 330.0),
+)
+PER_GENRE = 8
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def write_mp3(path: Path, hz: float) -> Path:
+    """A real 30 s MP3 (a chord on ``hz``): the browser must decode and play it."""
+    t = np.arange(int(CLIP_SECONDS * CLIP_RATE)) / CLIP_RATE
+    signal = sum(np.sin(2 * np.pi * hz * ratio * t) for ratio in (1.0, 1.25, 1.5)) / 4
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, signal.astype(np.float32), CLIP_RATE, format="MP3")
+    return path
+
+
+def seed_catalogue(db, audio_dir: Path) -> dict[int, dict]:
+    """24 tracks in three genres, real MP3s, unit embeddings in one tight cluster per genre."""
+    rng = np.random.default_rng(11)
+    tracks, features = [], []
+    for g, genre in enumerate(GENRES):
+        clip = write_mp3(audio_dir / f"{genre.title.lower()}.mp3", genre.base_hz)
+        for i in range(PER_GENRE):
+            track_id = 1000 * (g + 1) + i
+            title = f"{genre.word} Song {i + 1}"
+            tracks.append({
+                "track_id": track_id, "title": title, "artist_name": genre.artist, "album_title": genre.album,
+                "genre_ids": [genre.genre_id], "top_genre_id": genre.genre_id, "top_genre_title": genre.title,
+                "duration": CLIP_SECONDS, "license": "CC BY 4.0", "listens": 1000 - 10 * i, "favorites": 0,
+                "interest": 0, "subset": "small", "split": "training", "audio_path": str(clip),
+                "dataset": "browser-test", "synthetic": True,
+                "search_terms": search_terms(title, genre.artist, genre.album, genre.title),
+            })
+            vector = np.eye(8)[g] + rng.normal(0, 0.05, 8)
+            features.append({"track_id": track_id, "embedding": (vector / np.linalg.norm(vector)).tolist(),
+                             "model_version": "browser-test"})
+    upsert_catalog(db, tracks)
+    db[Collection.TRACK_FEATURES].insert_many(features)
+    return {doc["track_id"]: doc for doc in tracks}
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    url: str
+    settings: Settings
+    db: object
+    tracks: dict[int, dict]
+
+
+@pytest.fixture(scope="session")
+def running_app(mongo_server, kafka_broker, tmp_path_factory) -> Iterator[RunningApp]:
+    """Streamlit and the streaming job on a private database and topic, stopped afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    settings = mongo_server.model_copy(update={
+        "state_dir": tmp_path_factory.mktemp("browser-stack"),
+        "mongo_db": f"browser_{tag}",
+        "kafka_events_topic": f"browser-events-{tag}",
+        "streamlit_port": free_port(),
+    })
+    ensure_topics(settings, {settings.kafka_events_topic: settings.kafka_events_partitions})
+    db = platform_db(settings)
+    tracks = seed_catalogue(db, settings.state_dir / "audio")
+    specs = [streaming_spec(settings, trigger_seconds=0.5), streamlit_spec(settings)]
+    try:
+        for spec in specs:
+            process.start(spec)
+        yield RunningApp(url=specs[1].url, settings=settings, db=db, tracks=tracks)
+    finally:
+        for spec in reversed(specs):
+            process.stop(spec)
+        for spec in specs:  # keep the service logs beside the screenshots
+            if spec.log_path.exists():
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                shutil.copy(spec.log_path, ARTIFACTS / spec.log_path.name)
+        db.client.drop_database(settings.mongo_db)  # the client is shared: leave it open
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium under Playwright (Playwright never downloads a browser)."""
+    executable = chromium_path()
+    if executable is None:
+        if os.environ.get("FMA_BROWSER_TESTS") == "0":
+            pytest.skip("FMA_BROWSER_TESTS=0: this run has no browser")
+        pytest.fail("chromium is not installed: `make test` installs it (apt package chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's report on the test item (the page fixture reads it)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture()
+def page(browser, request):
+    """A fresh browser context (no cookies, no session) with a laptop-sized window.
+
+    When the test fails, the page as it was is saved as ``FAILED-<test>.png``.
+    """
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    tab = context.new_page()
+    yield tab
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True)
+    context.close()
