@@ -105,8 +105,9 @@ class RunningApp:
 
 
 @pytest.fixture(scope="session")
-def running_app(mongo_server, kafka_broker, tmp_path_factory) -> Iterator[RunningApp]:
-    """Streamlit and the streaming job on a private database and topic, stopped afterwards."""
+def running_app(browser, mongo_server, kafka_broker, tmp_path_factory) -> Iterator[RunningApp]:
+    """Streamlit and the streaming job on a private database and topic, stopped afterwards
+    (only once a browser is there to use them)."""
     tag = uuid.uuid4().hex[:8]
     settings = mongo_server.model_copy(update={
         "state_dir": tmp_path_factory.mktemp("browser-stack"),
