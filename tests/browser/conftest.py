@@ -26,16 +26,13 @@ from fma_platform.kafka import ensure_topics
 from fma_platform.mongo import platform_db
 from fma_platform.settings import PROJECT_ROOT, Settings
 from infra import process
+from infra.browser_tour import AppDriver, BrowserMissingError, chromium
 from infra.process import free_port
 from infra.services import streamlit_spec
 from infra.streaming import streaming_spec
 from pipeline.catalog import search_terms, upsert_catalog
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-]
 CLIP_SECONDS = 30.0
 CLIP_RATE = 22_050
 
@@ -56,10 +53,6 @@ GENRES = (
     Genre(4, "Jazz", "Velvet", "Ada Quartet", "Late Set", 330.0),
 )
 PER_GENRE = 8
-
-
-def chromium_path() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def write_mp3(path: Path, hz: float) -> Path:
@@ -136,39 +129,34 @@ def running_app(browser, mongo_server, kafka_broker, tmp_path_factory) -> Iterat
 @pytest.fixture(scope="session")
 def browser():
     """Debian's headless Chromium under Playwright (Playwright never downloads a browser)."""
-    executable = chromium_path()
-    if executable is None:
+    try:
+        with chromium() as launched:
+            yield launched
+    except BrowserMissingError as exc:
         if os.environ.get("FMA_BROWSER_TESTS") == "0":
-            pytest.skip("FMA_BROWSER_TESTS=0: this run has no browser")
-        pytest.fail("chromium is not installed: `make test` installs it (apt package chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+            pytest.skip(f"FMA_BROWSER_TESTS=0: {exc}")
+        pytest.fail(f"{exc}: `make test` installs it")
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Remember each phase's report on the test item (the page fixture reads it)."""
+    """Remember each phase's report on the test item (the driver fixture reads it)."""
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
 
 
 @pytest.fixture()
-def page(browser, request):
-    """A fresh browser context (no cookies, no session) with a laptop-sized window.
+def app(browser, running_app, request) -> Iterator[AppDriver]:
+    """A fresh browser context (no cookies, no session) on the running app.
 
     When the test fails, the page as it was is saved as ``FAILED-<test>.png``.
     """
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(30_000)
-    tab = context.new_page()
-    yield tab
+    driver = AppDriver(context.new_page(), running_app.url, ARTIFACTS)
+    yield driver
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True)
+        driver.shot(f"FAILED-{request.node.name}")
     context.close()
