@@ -12,9 +12,11 @@ returns the same numbers (see the parity test for the bounds) several times fast
   STFT, with ``piptrack`` evaluated only at the peaks inside its 150-4000 Hz band;
 - the CQT, mel and chroma filter banks are built once per (sample rate, tuning) and
   reused across clips; the mel bank is applied as a sparse matrix;
-- STFTs (the main one and the CQT's per-octave ones) run the same float64 FFTs as
-  librosa's, bit for bit, over contiguous blocks of frames; stereo is mixed down
-  column-wise, with librosa's exact float32 arithmetic;
+- the main STFT runs the same float64 FFTs as librosa's, bit for bit, over contiguous
+  blocks of frames; the CQT's per-octave spectra are float32 FFTs (librosa rounds
+  float64 ones to complex64; the difference is ~3e-7 of the CQT's peak); stereo is
+  mixed down column-wise, with librosa's exact float32 arithmetic;
+- the tempo reuses the log-mel and averages autocorrelation spectra block by block;
 - centroid, bandwidth, rolloff and zcr use reductions instead of full-size temporaries;
   spectral contrast sorts contiguous per-frame rows;
 - the 7 statistics are computed in one vectorised pass per feature.
@@ -270,36 +272,55 @@ def _tempo(mel_db: np.ndarray, *, sr: int) -> float:
     """librosa's beat-tracking tempo estimate, from the already computed log-mel.
 
     ``beat_track(y)`` builds its onset envelope from exactly this log-mel (128 bands,
-    n_fft 2048, hop 512) and takes ``feature.tempo`` of it. ``tempo`` averages the
+    n_fft 2048, hop 512; median over bands, 0 BPM when it is all zero) and takes
+    ``feature.tempo`` of it. ``tempo`` averages the
     per-frame, max-normalised autocorrelations of an 8 s window; by linearity we average
     the frames' power spectra (each divided by its lag-0 autocorrelation, which is the
     maximum) and invert once, instead of inverting every frame.
     """
-    envelope = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=FMA_HOP_LENGTH)
+    envelope = librosa.onset.onset_strength(
+        S=mel_db, sr=sr, hop_length=FMA_HOP_LENGTH, aggregate=np.median
+    )
     if not np.any(envelope):
         return 0.0
     win_length = int(librosa.time_to_frames(8.0, sr=sr, hop_length=FMA_HOP_LENGTH))
-    n = envelope.shape[-1]
-    padded = np.pad(envelope, win_length // 2, mode="linear_ramp", end_values=0)
-    frames = librosa.util.frame(padded, frame_length=win_length, hop_length=1, axis=0)[:n]
-    n_pad = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
-    # Windowed frames written straight into the zero-padded FFT buffer (no pad copy).
-    buffer = np.zeros((n, n_pad), dtype=np.float64)
-    np.multiply(frames, librosa.filters.get_window("hann", win_length, fftbins=True), out=buffer[:, :win_length])
-    spectrum = scipy.fft.rfft(buffer, axis=-1, overwrite_x=True, workers=1)
-    power = spectrum.real**2
-    power += spectrum.imag**2
-    # Lag-0 autocorrelation of each frame (Parseval), librosa.util.normalize's threshold.
-    weights = np.full(n_pad // 2 + 1, 2.0)
-    weights[0] = 1.0
-    weights[-1] = 1.0 if n_pad % 2 == 0 else 2.0
-    lag0 = power @ weights / n_pad
-    lag0 = np.where(lag0 < np.finfo(power.dtype).tiny, 1.0, lag0)
-    mean_autocorrelation = scipy.fft.irfft((1.0 / lag0) @ power / n, n=n_pad)[:win_length]
+    mean_autocorrelation = _mean_normalised_autocorrelation(envelope, win_length=win_length)
     bpm = librosa.feature.tempo(
         tg=mean_autocorrelation[:, None], sr=sr, hop_length=FMA_HOP_LENGTH, aggregate=None
     )
     return float(bpm[0])
+
+
+def _mean_normalised_autocorrelation(envelope: np.ndarray, *, win_length: int) -> np.ndarray:
+    """Mean over frames of ``librosa.feature.tempogram``'s max-normalised autocorrelations.
+
+    Frames are centred Hann-windowed ``win_length`` slices of the linearly ramped
+    envelope, as in ``tempogram``. Each frame's power spectrum is divided by its lag-0
+    autocorrelation (Parseval) and summed block by block, so the buffers stay in cache.
+    """
+    n = envelope.shape[-1]
+    padded = np.pad(envelope, win_length // 2, mode="linear_ramp", end_values=0)
+    frames = librosa.util.frame(padded, frame_length=win_length, hop_length=1, axis=0)[:n]
+    window = librosa.filters.get_window("hann", win_length, fftbins=True)
+    n_pad = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
+    # Parseval weights: interior bins count twice in the real FFT.
+    weights = np.full(n_pad // 2 + 1, 2.0)
+    weights[0] = 1.0
+    weights[-1] = 1.0 if n_pad % 2 == 0 else 2.0
+    buffer = np.zeros((max(1, STFT_BLOCK_SAMPLES // n_pad), n_pad), dtype=np.float64)
+    power_sum = np.zeros(n_pad // 2 + 1)
+    for start in range(0, n, buffer.shape[0]):
+        stop = min(start + buffer.shape[0], n)
+        block = buffer[: stop - start]
+        # Windowed frames written straight into the zero-padded FFT buffer (no pad copy).
+        np.multiply(frames[start:stop], window, out=block[:, :win_length])
+        spectrum = scipy.fft.rfft(block, axis=-1, workers=1)
+        power = spectrum.real**2
+        power += spectrum.imag**2
+        lag0 = power @ weights / n_pad
+        lag0[lag0 < np.finfo(power.dtype).tiny] = 1.0  # librosa.util.normalize's threshold
+        power_sum += (1.0 / lag0) @ power
+    return scipy.fft.irfft(power_sum / n, n=n_pad)[:win_length]
 
 
 def _stft(y: np.ndarray, *, n_fft: int, hop_length: int, window: np.ndarray) -> np.ndarray:
@@ -581,6 +602,19 @@ def _cqt_plan(sr: float, tuning: float) -> _CqtPlan:
     return _CqtPlan(factor, hop, tuple(bases), np.sqrt(lengths)[:, None])
 
 
+def _octave_spectrum(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
+    """``librosa.stft(y, n_fft, hop_length, window="ones", pad_mode="constant")``, float32.
+
+    librosa FFTs these frames in float64 and rounds the result to complex64; one float32
+    FFT moves the CQT by ~3e-7 of its peak (the tuning, from the main STFT, is not
+    affected) for a third of the time. Frames are columns, so the (bins, frames)
+    result is C-ordered, the layout the sparse filter bank multiplies without a copy.
+    """
+    padded = np.pad(y, n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+    return scipy.fft.rfft(frames.T, axis=0, workers=1)
+
+
 def _cqt_magnitude(y: np.ndarray, *, sr: float, tuning: float) -> np.ndarray:
     """``abs(librosa.cqt(y, sr=sr, hop_length=512, n_bins=84, tuning=tuning))``."""
     plan = _cqt_plan(float(sr), float(tuning))
@@ -594,8 +628,7 @@ def _cqt_magnitude(y: np.ndarray, *, sr: float, tuning: float) -> np.ndarray:
         if octave and hop % 2 == 0:  # each lower octave: half the rate, half the hop
             hop //= 2
             y = librosa.resample(y, orig_sr=2, target_sr=1, res_type="soxr_hq", scale=True)
-        spectrum = _stft(y, n_fft=n_fft, hop_length=hop, window=np.ones(n_fft))
-        responses.append(fft_basis.dot(spectrum))
+        responses.append(fft_basis.dot(_octave_spectrum(y, n_fft=n_fft, hop_length=hop)))
     n_frames = min(r.shape[-1] for r in responses)
     cqt = np.empty((FMA_CQT_BINS, n_frames), dtype=np.complex64, order="F")
     end = FMA_CQT_BINS

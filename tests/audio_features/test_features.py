@@ -11,8 +11,11 @@ Why these: the reference reduces float32 matrices in float32 (``np.std``,
 ``scipy.stats.skew``) while we reduce in float64, which alone moves moments by about
 sqrt(frames) x 6e-8 ~ 1e-6 relative; skew and kurtosis divide by a power of the
 variance, amplifying that tenfold or more, and skew near 0 has no relative scale.
-Our CQT bank is FFT'd by numpy instead of librosa's default backend (observed max
-abs CQT difference ~1e-6 of the peak), BLAS matmuls sum in another order than
+Our CQT bank is FFT'd by numpy instead of librosa's default backend, and the CQT's
+per-octave spectra are float32 FFTs where librosa rounds float64 ones (observed max
+abs CQT difference ~1e-6 of the peak; the main STFT stays float64 and bit-equal,
+since float32 there moves the MP3 noise floor that spectral contrast's valleys
+measure far outside these bounds), BLAS matmuls sum in another order than
 ``einsum`` (~1e-7), and centroid/bandwidth come from float64 moments instead of
 float32 normalised spectra. Tuning must match exactly (asserted separately): a 0.01
 bin shift would move every CQT value and would not fit these bounds.
@@ -149,12 +152,16 @@ def test_mono_mix_and_rolloff_cumsum_equal_numpy_bit_for_bit():
     assert np.array_equal(F._cumulative_over_bins(stft), np.cumsum(stft, axis=0))
 
 
-def test_tempo_of_120_bpm_drums_matches_librosa_beat_track():
-    y = synth_clip("drums", seconds=10.0, sr=SR)
+@pytest.mark.parametrize("kind", ["drums", "noise", "chord"])
+def test_tempo_matches_librosa_beat_track(kind):
+    y = synth_clip(kind, seconds=10.0, sr=SR)
     features = F.compute_features(y, sr=SR)
     expected, _ = librosa.beat.beat_track(y=y, sr=SR)
     assert features.tempo_bpm == pytest.approx(float(np.atleast_1d(expected)[0]), rel=1e-6)
-    assert features.tempo_bpm == pytest.approx(120.0, rel=0.03)
+    if kind == "drums":  # 120 BPM by construction
+        assert features.tempo_bpm == pytest.approx(120.0, rel=0.03)
+    if kind == "chord":  # sustained notes: beat_track finds no onsets and says 0
+        assert features.tempo_bpm == 0.0
 
 
 def test_extras_report_duration_and_native_rate(clip_dir):
