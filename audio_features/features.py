@@ -241,7 +241,10 @@ def compute_features(y: np.ndarray, *, sr: int, tempo: bool = True) -> TrackFeat
 
 def _feature_matrices(y: np.ndarray, sr: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every FMA feature as a (rows, frames) matrix, plus the log-mel (for the tempo)."""
-    stft = np.abs(_stft(y, n_fft=FMA_N_FFT, hop_length=FMA_HOP_LENGTH, window=_hann_window(FMA_N_FFT)))
+    stft = _stft_magnitude(y, n_fft=FMA_N_FFT, hop_length=FMA_HOP_LENGTH, window=_hann_window(FMA_N_FFT))
+    # librosa's own (F-ordered) layout, for the two reductions over bins that must
+    # add in librosa's order (rms) or sort contiguous per-frame rows (contrast).
+    stft_by_frame = np.asfortranarray(stft)
     power = stft**2
     stft_max = np.max(stft, axis=0)  # squaring is monotonic: power's maximum is its square
 
@@ -258,11 +261,11 @@ def _feature_matrices(y: np.ndarray, sr: int) -> tuple[dict[str, np.ndarray], np
         "chroma_cens": chroma_cens,
         "tonnetz": librosa.feature.tonnetz(chroma=chroma_cens),
         "mfcc": librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC),
-        "rmse": librosa.feature.rms(S=stft),
+        "rmse": librosa.feature.rms(S=stft_by_frame),
         "zcr": _zero_crossing_rate(y),
         "spectral_centroid": centroid,
         "spectral_bandwidth": bandwidth,
-        "spectral_contrast": _spectral_contrast(stft, sr=FMA_IMPLICIT_SR),
+        "spectral_contrast": _spectral_contrast(stft_by_frame, sr=FMA_IMPLICIT_SR),
         "spectral_rolloff": rolloff,
     }
     return matrices, mel_db
@@ -323,22 +326,24 @@ def _mean_normalised_autocorrelation(envelope: np.ndarray, *, win_length: int) -
     return scipy.fft.irfft(power_sum / n, n=n_pad)[:win_length]
 
 
-def _stft(y: np.ndarray, *, n_fft: int, hop_length: int, window: np.ndarray) -> np.ndarray:
-    """``librosa.stft(y, n_fft, hop_length, window, pad_mode="constant")``, bit for bit.
+def _stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int, window: np.ndarray) -> np.ndarray:
+    """``np.abs(librosa.stft(y, n_fft, hop_length, window, pad_mode="constant"))``, bit for bit.
 
-    Same zero padding, float64 windowed frames, float64 FFT and complex64 result, but
-    the frames are FFT'd along contiguous rows in cache-sized blocks (librosa
-    transforms strided columns a few at a time). Returns (bins, frames), F-ordered.
+    Same zero padding, float64 windowed frames, float64 FFT, complex64 rounding and
+    magnitude, but the frames are FFT'd along contiguous rows in cache-sized blocks
+    (librosa transforms strided columns a few at a time). Returns (bins, frames),
+    C-ordered: the layout in which sums over bins and sparse filter banks run fastest.
     """
     padded = np.pad(y, n_fft // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
-    spectrum = np.empty((frames.shape[0], n_fft // 2 + 1), dtype=np.complex64)
+    magnitude = np.empty((n_fft // 2 + 1, frames.shape[0]), dtype=np.float32)
     block = np.empty((max(1, STFT_BLOCK_SAMPLES // n_fft), n_fft), dtype=np.float64)
     for start in range(0, frames.shape[0], block.shape[0]):
         stop = min(start + block.shape[0], frames.shape[0])
         windowed = np.multiply(frames[start:stop], window, out=block[: stop - start])
-        spectrum[start:stop] = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True, workers=1)
-    return spectrum.T
+        spectrum = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True, workers=1)
+        magnitude[:, start:stop] = np.abs(spectrum.astype(np.complex64)).T
+    return magnitude
 
 
 @functools.lru_cache(maxsize=4)
@@ -500,7 +505,7 @@ def _cumulative_over_bins(stft: np.ndarray) -> np.ndarray:
     One vectorised add per bin over all frames (on a bins-major copy) instead of
     numpy's frame-by-frame running sum, which is several times slower.
     """
-    cumulative = np.array(stft, order="C")
+    cumulative = np.array(stft, order="C")  # a copy, summed in place
     for row in range(1, cumulative.shape[0]):
         cumulative[row] += cumulative[row - 1]
     return cumulative
