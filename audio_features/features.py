@@ -14,7 +14,7 @@ returns the same numbers (see the parity test for the bounds) several times fast
   reused across clips; the mel bank is applied as a sparse matrix;
 - the main STFT runs the same float64 FFTs as librosa's, bit for bit, over contiguous
   blocks of frames; the CQT's per-octave spectra are float32 FFTs (librosa rounds
-  float64 ones to complex64; the difference is ~3e-7 of the CQT's peak); stereo is
+  float64 ones to complex64; the CQT moves by under 4e-7 of its peak); stereo is
   mixed down column-wise, with librosa's exact float32 arithmetic;
 - the tempo reuses the log-mel and averages autocorrelation spectra block by block;
 - centroid, bandwidth, rolloff and zcr use reductions instead of full-size temporaries;
@@ -611,7 +611,7 @@ def _octave_spectrum(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarra
     """``librosa.stft(y, n_fft, hop_length, window="ones", pad_mode="constant")``, float32.
 
     librosa FFTs these frames in float64 and rounds the result to complex64; one float32
-    FFT moves the CQT by ~3e-7 of its peak (the tuning, from the main STFT, is not
+    FFT moves the CQT by under 4e-7 of its peak (the tuning, from the main STFT, is not
     affected) for a third of the time. Frames are columns, so the (bins, frames)
     result is C-ordered, the layout the sparse filter bank multiplies without a copy.
     """
