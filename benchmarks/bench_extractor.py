@@ -61,6 +61,22 @@ def make_clips(out_dir: Path, *, n_clips: int, seconds: float = 30.0, sr: int = 
     return paths
 
 
+def usable_clips(clips: list[Path]) -> list[Path]:
+    """The clips our extractor accepts; the rejected ones (FMA-like bad audio in a
+    sample directory) are listed with their reason and left out of both sides."""
+    from audio_features.features import AudioFeatureError, load_audio
+
+    usable = []
+    for clip in clips:
+        try:
+            load_audio(clip)
+        except AudioFeatureError as error:
+            print(f"skipped {clip}: {error.reason}", file=sys.stderr)
+        else:
+            usable.append(clip)
+    return usable
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audio-dir", type=Path, help="existing clips (*.mp3, searched recursively)")
@@ -77,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         clips = sorted(args.audio_dir.rglob("*.mp3")) if args.audio_dir else make_clips(Path(tmp), n_clips=args.clips)
+        clips = usable_clips(clips)
         if not clips:
-            parser.error(f"no .mp3 clips under {args.audio_dir}")
+            parser.error(f"no usable .mp3 clips under {args.audio_dir}")
         extract_features(clips[0])  # warm: numba JIT, filter banks
         reference_features(clips[0])
         seconds = {"ours": 0.0, "ours_tempo": 0.0, "reference": 0.0}
