@@ -26,6 +26,9 @@ BATCH_KIND = "batch"
 HEARTBEAT_INTERVAL_S = 2.0
 DEFAULT_MAX_STALENESS_S = 30.0
 DEFAULT_MAX_LAG = 10_000
+# Micro-batch interval. Below the batch's own duration, batches run back to back while
+# events flow (no wait for a trigger); when idle the job looks for new offsets this often.
+DEFAULT_TRIGGER_S = 0.1
 
 
 class StreamingHealthError(StackError):
@@ -103,7 +106,7 @@ def streaming_health(
 def streaming_command(
     settings: Settings,
     *,
-    trigger_seconds: float = 1.0,
+    trigger_seconds: float = DEFAULT_TRIGGER_S,
     max_offsets_per_trigger: int | None = None,
     master: str = "local[2]",
     extra_args: list[str] | None = None,
@@ -126,7 +129,7 @@ def streaming_command(
 def streaming_spec(
     settings: Settings,
     *,
-    trigger_seconds: float = 1.0,
+    trigger_seconds: float = DEFAULT_TRIGGER_S,
     max_offsets_per_trigger: int | None = None,
     max_staleness_s: float = DEFAULT_MAX_STALENESS_S,
     extra_args: list[str] | None = None,

@@ -9,7 +9,12 @@ Jobs read from it and never need to know which one ran.
 
 The Python source
 -----------------
-- One Spark input partition per Kafka partition and batch: ``[start, end)`` offsets.
+- A batch reads ``[start, end)`` offsets of each Kafka partition. A small batch (at most
+  ``RECORDS_PER_TASK`` records) is one Spark task reading every partition in turn; a
+  larger one is one task per Kafka partition. At a few hundred events per second,
+  scheduling tasks costs more than reading the records.
+- Reads reuse one kafka-python consumer per Kafka partition per Python worker process
+  (Spark reuses its workers), so a batch costs a seek and a fetch, not a new connection.
 - The Spark offset is ``{"<partition>": next_offset}`` (partitions in numeric order, so
   equal offsets serialise equally); Spark checkpoints it, so a restarted query resumes
   exactly where its last committed batch ended.
@@ -26,17 +31,32 @@ The Python source
 - ``maxOffsetsPerTrigger`` bounds a batch, shared between partitions by their lag.
 - ``Trigger.AvailableNow`` is supported (the target is the end offsets at query start).
 
+Reading a micro-batch on the driver
+-----------------------------------
+``DriverBatchReader`` reads a batch's records in the driver process from the offsets Spark
+wrote for it in the query's offset log (``<checkpoint>/offsets/<batch id>``, written
+before the batch runs; the previous batch's entry is its start). A ``foreachBatch``
+handler can use it instead of collecting the batch DataFrame: a small batch then costs
+a seek and a fetch instead of a Spark job. The offsets are still Spark's, checkpointed
+and replayed by Spark, so a replayed batch reads exactly the same records. It answers
+None (collect instead) for the first batch (its start is not in the log) and for an
+offset log it does not recognise. Spark never runs the scan of such a batch, so its
+progress reports 0 input rows for it: count rows in the handler.
+
 Known limit: with ``latest``, a query stopped before its first batch has no offsets in
 its checkpoint, so a restart takes "latest" again (the native source records them).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
@@ -66,6 +86,10 @@ SOURCE_CHOICES = ("auto", "native", "python")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OFFSET_LOOKUP_ATTEMPTS = 3
 _OFFSET_LOOKUP_BACKOFF_S = 0.5
+RECORDS_PER_TASK = 5_000
+# A cached read consumer prefetches after each read; a short broker-side wait keeps that
+# idle fetch from delaying the next batch's first fetch.
+_READ_FETCH_MAX_WAIT_MS = 10
 
 
 class KafkaSourceError(RuntimeError):
@@ -180,7 +204,7 @@ def cap_offsets(start: Mapping[int, int], available: Mapping[int, int], max_rows
 
 
 # --- Kafka access ------------------------------------------------------------------------
-def _consumer(options: KafkaSourceOptions, *, client_id: str):
+def _consumer(options: KafkaSourceOptions, *, client_id: str, **config):
     """A group-less kafka-python consumer: explicit assignment only, nothing committed."""
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
@@ -195,9 +219,54 @@ def _consumer(options: KafkaSourceOptions, *, client_id: str):
             allow_auto_create_topics=False,
             request_timeout_ms=options.request_timeout_ms,
             bootstrap_timeout_ms=options.request_timeout_ms,
+            **config,
         )
     except KafkaError as exc:
         raise KafkaSourceError(f"cannot reach Kafka at {options.bootstrap_servers}: {exc}") from exc
+
+
+class _ReadConsumers:
+    """Read consumers of this process, one per (servers, topic, partition), reused across tasks.
+
+    A consumer is taken out while a read uses it (a concurrent read of the same partition
+    gets a new one) and put back only after a read that ended normally: after an error
+    its state is unknown, so it is closed.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def take(self, options: KafkaSourceOptions, tp) -> tuple[tuple, object]:
+        key = (options.bootstrap_servers, options.request_timeout_ms, tp.topic, tp.partition)
+        with self._lock:
+            consumer = self._idle.pop(key, None)
+        if consumer is None:
+            consumer = _consumer(options, client_id=f"fma-spark-read-{tp.topic}-{tp.partition}",
+                                 fetch_max_wait_ms=_READ_FETCH_MAX_WAIT_MS)
+            consumer.assign([tp])
+        return key, consumer
+
+    def give_back(self, key: tuple, consumer) -> None:
+        with self._lock:
+            spare = self._idle.pop(key, None)
+            self._idle[key] = consumer
+        if spare is not None:
+            spare.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            idle, self._idle = list(self._idle.values()), {}
+        for consumer in idle:
+            consumer.close()
+
+
+_read_consumers = _ReadConsumers()
+
+
+def close_read_consumers() -> None:
+    """Close this process's cached read consumers (a driver that stops reading; tests)."""
+    _read_consumers.close_all()
 
 
 class _OffsetLookup:
@@ -305,7 +374,7 @@ class _OffsetLookup:
 
 
 class KafkaOffsetRange(InputPartition):
-    """Offsets ``[start, end)`` of one Kafka partition: one Spark task."""
+    """Offsets ``[start, end)`` of one Kafka partition."""
 
     def __init__(self, topic: str, partition: int, start: int, end: int) -> None:
         super().__init__((topic, partition, start, end))
@@ -313,6 +382,27 @@ class KafkaOffsetRange(InputPartition):
         self.partition = partition
         self.start = start
         self.end = end
+
+    @property
+    def size(self) -> int:
+        return max(self.end - self.start, 0)
+
+
+class KafkaReadTask(InputPartition):
+    """The offset ranges one Spark task reads, in order."""
+
+    def __init__(self, ranges: list[KafkaOffsetRange]) -> None:
+        super().__init__(tuple(r.value for r in ranges))
+        self.ranges = list(ranges)
+
+
+def plan_read_tasks(ranges: list[KafkaOffsetRange], *, records_per_task: int = RECORDS_PER_TASK) -> list[KafkaReadTask]:
+    """One task for a batch of at most ``records_per_task`` records, else one per range."""
+    if not ranges:
+        return []
+    if sum(r.size for r in ranges) <= records_per_task:
+        return [KafkaReadTask(ranges)]
+    return [KafkaReadTask([r]) for r in ranges]
 
 
 def read_offset_range(options: KafkaSourceOptions, offset_range: KafkaOffsetRange) -> Iterator[tuple]:
@@ -328,9 +418,9 @@ def read_offset_range(options: KafkaSourceOptions, offset_range: KafkaOffsetRang
         return
     where = f"{offset_range.topic}-{offset_range.partition} [{offset_range.start}, {offset_range.end})"
     tp = TopicPartition(offset_range.topic, offset_range.partition)
-    consumer = _consumer(options, client_id=f"fma-spark-read-{offset_range.topic}-{offset_range.partition}")
+    key, consumer = _read_consumers.take(options, tp)
+    finished = False
     try:
-        consumer.assign([tp])
         consumer.seek(tp, offset_range.start)
         position = offset_range.start
         idle_deadline = time.monotonic() + options.poll_timeout_ms / 1000
@@ -350,6 +440,7 @@ def read_offset_range(options: KafkaSourceOptions, offset_range: KafkaOffsetRang
                 raise KafkaSourceError(f"reading {where} failed at offset {position}: {exc}") from exc
             for record in fetched:
                 if record.offset >= offset_range.end:
+                    finished = True
                     return
                 yield _to_row(record)
             # The position also moves past offsets without a record (compaction, markers).
@@ -357,8 +448,12 @@ def read_offset_range(options: KafkaSourceOptions, offset_range: KafkaOffsetRang
             if new_position is not None and new_position > position:
                 position = new_position
                 idle_deadline = time.monotonic() + options.poll_timeout_ms / 1000
+        finished = True
     finally:
-        consumer.close()
+        if finished:
+            _read_consumers.give_back(key, consumer)
+        else:  # an error, or the reader stopped early: the consumer's state is unknown
+            consumer.close()
 
 
 def _to_row(record) -> tuple:
@@ -431,7 +526,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def reportLatestOffset(self) -> dict | None:
         return None if self._last_available is None else to_spark_offset(self._last_available)
 
-    def partitions(self, start: dict, end: dict) -> list[KafkaOffsetRange]:
+    def partitions(self, start: dict, end: dict) -> list[KafkaReadTask]:
         start_positions = from_spark_offset(start)
         ranges = []
         for partition, end_position in from_spark_offset(end).items():
@@ -439,10 +534,11 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             start_position = start_positions.get(partition, end_position)
             if end_position > start_position:
                 ranges.append(KafkaOffsetRange(self.options.topic, partition, start_position, end_position))
-        return ranges
+        return plan_read_tasks(ranges)
 
-    def read(self, partition: KafkaOffsetRange) -> Iterator[tuple]:
-        return read_offset_range(self.options, partition)
+    def read(self, partition: KafkaReadTask) -> Iterator[tuple]:
+        for offset_range in partition.ranges:
+            yield from read_offset_range(self.options, offset_range)
 
     def commit(self, end: dict) -> None:
         """Nothing to do: Spark's checkpoint holds the offsets (no consumer-group commits)."""
@@ -452,6 +548,50 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def _available(self) -> dict[int, int]:
         return self._lookup.end(self._lookup.partitions())
+
+
+# --- reading a micro-batch on the driver ---------------------------------------------------
+def logged_batch_offsets(checkpoint: Path, batch_id: int) -> dict[int, int] | None:
+    """End offsets of micro-batch ``batch_id`` as Spark's offset log holds them; None when the
+    entry is missing or is not the single-source ``v1`` entry of this source."""
+    try:
+        lines = (Path(checkpoint) / "offsets" / str(batch_id)).read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    if len(lines) != 3 or lines[0] != "v1":  # version, batch metadata, one source's offset
+        return None
+    try:
+        offset = json.loads(lines[2])
+    except ValueError:
+        return None
+    if not isinstance(offset, dict) or not all(isinstance(v, int) and str(k).isdigit() for k, v in offset.items()):
+        return None  # e.g. the native source's {"topic": {"0": n}}
+    return from_spark_offset(offset)
+
+
+class DriverBatchReader:
+    """A micro-batch's rows (native Kafka columns), read in this process (see the module doc)."""
+
+    def __init__(self, options: KafkaSourceOptions, checkpoint: Path) -> None:
+        self.options = options
+        self.checkpoint = Path(checkpoint)
+
+    def read(self, batch_id: int) -> list[tuple] | None:
+        """Exactly the records of batch ``batch_id``, or None when its offsets are not known."""
+        if batch_id < 1:
+            return None
+        end = logged_batch_offsets(self.checkpoint, batch_id)
+        start = logged_batch_offsets(self.checkpoint, batch_id - 1)
+        if end is None or start is None:
+            return None
+        rows: list[tuple] = []
+        for partition, end_position in sorted(end.items()):
+            # As ``partitions``: a partition missing from start joined at ``end``, nothing to read.
+            start_position = start.get(partition, end_position)
+            if end_position > start_position:
+                rows.extend(read_offset_range(
+                    self.options, KafkaOffsetRange(self.options.topic, partition, start_position, end_position)))
+        return rows
 
 
 # --- one entry point for jobs ------------------------------------------------------------
@@ -506,3 +646,13 @@ def read_kafka_stream(
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
     log.info("reading Kafka topic %s with the %s source (startingOffsets=%s)", topic, chosen, starting_offsets)
     return reader.load().select(*KAFKA_COLUMNS)
+
+
+def driver_batch_reader(spark: SparkSession, settings: Settings, *, topic: str, checkpoint: Path,
+                        source: str | None = None) -> DriverBatchReader | None:
+    """A ``DriverBatchReader`` for the stream ``read_kafka_stream`` gives with the same
+    arguments; None when that stream is the native source (its offsets are nested by topic)."""
+    chosen = choose_kafka_source(spark, source or getattr(settings, "spark_kafka_source", "auto"))
+    if chosen != "python":
+        return None
+    return DriverBatchReader(KafkaSourceOptions(bootstrap_servers=settings.kafka_bootstrap, topic=topic), checkpoint)

@@ -181,7 +181,8 @@ def taste_vector(
     """
     if history.empty:
         return None
-    rows = history[history["track_id"].isin(index_of.keys())]
+    # Membership per history row (a few dozen), not a hash table of the whole catalogue.
+    rows = history[[int(t) in index_of for t in history["track_id"]]]
     if rows.empty:
         return None
     times = pd.to_datetime(rows["client_ts"], utc=True)
@@ -251,7 +252,7 @@ def rank_tracks(
     candidates = np.flatnonzero(~np.isin(track_ids, np.fromiter(excluded, dtype=np.int64, count=len(excluded))))
     if candidates.size == 0:
         return []
-    top = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
+    top = candidates[_top_rows(scores[candidates], k)]
     anchor_rows = _anchor_rows(anchors, index_of)
     items = []
     for row in top:
@@ -262,6 +263,19 @@ def rank_tracks(
         )
         items.append(RankedItem(int(track_ids[row]), float(scores[row]), reason))
     return items
+
+
+def _top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest ``scores``, best first, ties by position (as a stable
+    full sort would give) without sorting the whole catalogue."""
+    if k <= 0:
+        return np.array([], dtype=np.int64)
+    if scores.size > k:
+        kth = np.partition(scores, scores.size - k)[scores.size - k]
+        within = np.flatnonzero(scores >= kth)  # every tie of the k-th score stays in
+    else:
+        within = np.arange(scores.size)
+    return within[np.argsort(-scores[within], kind="stable")[:k]]
 
 
 def _anchor_rows(anchors, index_of) -> list[tuple[int, str, bool]]:

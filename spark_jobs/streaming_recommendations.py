@@ -1,12 +1,15 @@
 """The real-time loop: listening events from Kafka -> fresh recommendations in MongoDB.
 
     spark-submit --master local[2] spark_jobs/streaming_recommendations.py \\
-        [--trigger-seconds 1] [--checkpoint DIR] [--starting-offsets earliest] \\
+        [--trigger-seconds 0.1] [--checkpoint DIR] [--starting-offsets earliest] \\
         [--max-offsets-per-trigger N] [--run-for SECONDS]
 
 A Structured Streaming query reads the events topic (``read_kafka_stream``: the native
 connector or the Python source, same columns) and hands each micro-batch to
-``RecommendationStream`` (``foreachBatch``), which works on the driver:
+``RecommendationStream`` (``foreachBatch``), which works on the driver. It reads the
+batch's records itself, from the offsets Spark logged for the batch
+(``kafka_source.DriverBatchReader``: no Spark job per batch), or collects the batch
+DataFrame (first batch, native source), then:
 
 1. decode every record with the event contract; malformed payloads and unknown tracks
    go to ``dead_letters`` keyed by (topic, partition, offset) - the stream never stops
@@ -16,12 +19,15 @@ connector or the Python source, same columns) and hands each micro-batch to
 3. for every listener of the batch: a short-term taste from their last events (including
    this batch), ranked against every track embedding and blended with the ALS champion's
    score when the listener has factors; upserted into ``realtime_recommendations``;
-4. recompute the touched 5-minute ``trending`` windows from ``listening_events`` and
-   replace them (idempotent, unlike ``$inc``);
+4. add the batch's first-stored events to the 5-minute ``trending`` windows, once per
+   batch (``apply_trending``);
 5. write one ``stream_metrics`` document per batch (keyed by query id and batch id).
 
 Exactly-once effect: Spark checkpoints the offsets of each batch, a batch that did not
-finish is replayed with the same offsets, and every write above is an idempotent upsert.
+finish is replayed with the same offsets, and every write above is idempotent.
+
+Latency: with the default 0.1 s trigger, batches run back to back while events flow;
+each batch's time is spread over the steps recorded in ``stream_metrics.step_seconds``.
 The supervisor loop (``supervise``) keeps a heartbeat with the lag per partition for
 ``infra.streaming.streaming_health`` and stops the query on SIGTERM/SIGINT.
 """
@@ -51,7 +57,14 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the project
 
 from fma_platform.contracts import ALS_MODELS, FEATURE_TRANSFORM_MODELS, Collection  # noqa: E402
 from fma_platform.settings import Settings, get_settings  # noqa: E402
-from infra.streaming import BATCH_KIND, HEARTBEAT_INTERVAL_S, HEARTBEAT_KIND, QUERY_NAME, heartbeat_id  # noqa: E402
+from infra.streaming import (  # noqa: E402
+    BATCH_KIND,
+    DEFAULT_TRIGGER_S,
+    HEARTBEAT_INTERVAL_S,
+    HEARTBEAT_KIND,
+    QUERY_NAME,
+    heartbeat_id,
+)
 from spark_jobs import realtime  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -251,6 +264,7 @@ class BatchReport:
     processing_seconds: float = 0.0
     collect_seconds: float | None = None  # reading the batch from Kafka into the driver
     latency_seconds: dict = field(default_factory=dict)
+    step_seconds: dict = field(default_factory=dict)  # where the batch's time went (profiling)
     offsets: dict = field(default_factory=dict)
     active_listeners: dict | None = None
     model_version: str | None = None
@@ -261,8 +275,9 @@ class RecommendationStream:
     """``foreachBatch`` handler: call it with ``(batch_df, batch_id)``, or ``process`` with records."""
 
     def __init__(self, db: Database, settings: Settings, *, config: StreamConfig | None = None,
-                 query_name: str = QUERY_NAME, checkpoint: Path | None = None) -> None:
+                 query_name: str = QUERY_NAME, checkpoint: Path | None = None, batch_reader=None) -> None:
         self.db = db
+        self.batch_reader = batch_reader  # a kafka_source.DriverBatchReader, or None: collect
         self.config = config or StreamConfig()
         self.query_name = query_name
         self.checkpoint = checkpoint
@@ -280,17 +295,27 @@ class RecommendationStream:
 
     def __call__(self, batch_df, batch_id: int) -> None:
         started = time.monotonic()
+        records = self.read_batch(batch_df, batch_id)
+        self.process(records, batch_id, collect_seconds=round(time.monotonic() - started, 4))
+
+    def read_batch(self, batch_df, batch_id: int) -> list[realtime.KafkaRecord]:
+        """The batch's records: read on the driver from the batch's logged offsets when
+        possible (no Spark job for a few dozen records), else collected from ``batch_df``."""
+        rows = self.batch_reader.read(batch_id) if self.batch_reader is not None else None
+        if rows is not None:  # native Kafka columns: key, value, topic, partition, offset, timestamp, ...
+            return [realtime.KafkaRecord(None if value is None else bytes(value), topic, int(partition),
+                                         int(offset), timestamp)
+                    for _, value, topic, partition, offset, timestamp, _ in rows]
         rows = batch_df.selectExpr(
             "value", "topic", "partition", "offset", "CAST(timestamp AS DOUBLE) AS ts"
         ).collect()
-        records = [
+        return [
             realtime.KafkaRecord(
                 None if row.value is None else bytes(row.value), row.topic, int(row.partition), int(row.offset),
                 datetime.fromtimestamp(row.ts, tz=timezone.utc),
             )
             for row in rows
         ]
-        self.process(records, batch_id, collect_seconds=round(time.monotonic() - started, 4))
 
     def process(self, records: Sequence[realtime.KafkaRecord], batch_id: int, *,
                 collect_seconds: float | None = None) -> BatchReport:
@@ -299,22 +324,27 @@ class RecommendationStream:
         now = datetime.now(timezone.utc)
         report = BatchReport(batch_id=batch_id, input_rows=len(records), offsets=realtime.next_offsets(records),
                              collect_seconds=collect_seconds)
+        step = _StepTimer(report.step_seconds)
         catalog = self.models.reload_if_new_tracks(_track_ids_of(records))
         classified = realtime.classify_records(records, known_track_ids=catalog.known_ids, received_at=now)
+        step("decode")
         report.dead_letters = write_dead_letters(self.db, classified.dead_letters)
         report.valid_events = len(classified.valid)
         batch_key = f"{self.query_id}/{batch_id}"
         stored = write_events(self.db, classified.valid, batch_key=batch_key)
         report.new_events = len(stored)
+        step("store_events")
         als = self.models.als(catalog)
         report.als_error = self.models.als_error
         report.model_version = _model_version(catalog, als)
-        written_at, report.users_updated = self.update_recommendations(classified.valid, catalog, als, report.model_version)
+        written_at, report.users_updated = self.update_recommendations(classified.valid, catalog, als,
+                                                                       report.model_version, step=step)
         report.latency_seconds = realtime.latency_summary(
             [written_at - item.record.timestamp.timestamp() for item in classified.valid]
         )
         report.active_listeners = update_trending(self.db, stored, catalog, window=self.config.window,
                                                   batch_key=batch_key)
+        step("trending")
         report.processing_seconds = round(time.monotonic() - started, 4)
         write_batch_metrics(self.db, report, query_id=self.query_id, query_name=self.query_name, batch_time=now)
         self.last_report = report
@@ -323,7 +353,8 @@ class RecommendationStream:
         return report
 
     def update_recommendations(self, valid, catalog: TrackCatalog, als: AlsFactors | None,
-                               model_version: str) -> tuple[float, int]:
+                               model_version: str, *,
+                               step: Callable[[str], None] = lambda _: None) -> tuple[float, int]:
         """Recommendations of every listener in ``valid``; (epoch when written, listeners)."""
         latest: dict[str, realtime.ValidEvent] = {}
         for item in valid:
@@ -335,20 +366,38 @@ class RecommendationStream:
         newest = max(item.event.client_ts for item in latest.values())
         since = newest - timedelta(seconds=HISTORY_HALF_LIVES * self.config.half_life_s)
         histories = load_histories(self.db, list(latest), limit=self.config.recent_events, since=since)
-        updated_at = datetime.now(timezone.utc)
-        operations = []
-        for user_id, trigger in latest.items():
-            items = recommend_for(user_id, histories.get(user_id, _empty_history()), catalog, als, self.config)
-            operations.append(UpdateOne({"user_id": user_id}, {"$set": {
+        step("read_histories")
+        ranked = {user_id: recommend_for(user_id, histories.get(user_id, _empty_history()), catalog, als, self.config)
+                  for user_id in latest}
+        step("rank")
+        updated_at = datetime.now(timezone.utc)  # just before the write: latency includes the ranking
+        operations = [
+            UpdateOne({"user_id": user_id}, {"$set": {
                 "user_id": user_id,
-                "items": [item.as_document() for item in items],
+                "items": [item.as_document() for item in ranked[user_id]],
                 "triggered_by": trigger.event.event_id,
                 "event_time": trigger.event.client_ts,
                 "updated_at": updated_at,
                 "model_version": model_version,
-            }}, upsert=True))
+            }}, upsert=True)
+            for user_id, trigger in latest.items()
+        ]
         self.db[Collection.REALTIME_RECOMMENDATIONS].bulk_write(operations, ordered=False)
+        step("write_recommendations")
         return time.time(), len(operations)
+
+
+class _StepTimer:
+    """``step(name)`` records the seconds since the previous step (or the timer's creation)."""
+
+    def __init__(self, into: dict) -> None:
+        self._into = into
+        self._last = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self._into[name] = round(self._into.get(name, 0.0) + now - self._last, 4)
+        self._last = now
 
 
 def recommend_for(user_id: str, history: pd.DataFrame, catalog: TrackCatalog, als: AlsFactors | None,
@@ -493,18 +542,19 @@ def apply_trending(db: Database, increments: list[dict], *, batch_key: str) -> i
 
 
 def add_window_listeners(db: Database, start: datetime, user_ids: set[str], *, window: timedelta) -> int:
-    """Add ``user_ids`` to the window's listener set (``trending`` kind "listeners"); its size."""
-    trending = db[Collection.TRENDING]
-    key = realtime.trending_id("listeners", "all", start)
-    document = trending.find_one_and_update(
-        {"_id": key},
-        {"$addToSet": {"users": {"$each": sorted(user_ids)}},
-         "$set": {"window_start": start, "window_end": start + window, "kind": "listeners", "key": "all"}},
-        projection={"users": 1}, upsert=True, return_document=ReturnDocument.AFTER,
+    """Add ``user_ids`` to the window's listener set (``trending`` kind "listeners"); its size.
+
+    One round trip: a pipeline update unites the sets and stores their size, and only
+    the size travels back (the set grows with the window).
+    """
+    document = db[Collection.TRENDING].find_one_and_update(
+        {"_id": realtime.trending_id("listeners", "all", start)},
+        [{"$set": {"users": {"$setUnion": [{"$ifNull": ["$users", []]}, sorted(user_ids)]},
+                   "window_start": start, "window_end": start + window, "kind": "listeners", "key": "all"}},
+         {"$set": {"listeners": {"$size": "$users"}}}],
+        projection={"_id": 0, "listeners": 1}, upsert=True, return_document=ReturnDocument.AFTER,
     )
-    count = len(document["users"])
-    trending.update_one({"_id": key}, {"$set": {"listeners": count}})
-    return count
+    return int(document["listeners"])
 
 
 def write_batch_metrics(db: Database, report: BatchReport, *, query_id: str, query_name: str,
@@ -524,6 +574,7 @@ def write_batch_metrics(db: Database, report: BatchReport, *, query_id: str, que
         "processing_seconds": report.processing_seconds,
         "collect_seconds": report.collect_seconds,
         "latency_seconds": report.latency_seconds,
+        "step_seconds": report.step_seconds,
         "offsets": report.offsets,
         "active_listeners": report.active_listeners,
         "model_version": report.model_version,
@@ -589,7 +640,8 @@ class Supervisor:
         for progress in self.query.recentProgress:
             end, lag = progress_lag(progress)
             last_batch = progress.batchId
-            if progress.batchId > self.last_batch_id and progress.numInputRows:
+            # Not numInputRows: Spark counts 0 rows for a batch read by the DriverBatchReader.
+            if progress.batchId > self.last_batch_id:
                 metrics.update_one({"_id": f"{self.stream.query_id}/{progress.batchId}"},
                                    {"$set": {"end_offsets": end, "lag": lag,
                                              "spark_duration_ms": dict(progress.durationMs or {})}})
@@ -637,7 +689,7 @@ def start_stream(
     db: Database,
     checkpoint: Path,
     topic: str | None = None,
-    trigger_seconds: float = 1.0,
+    trigger_seconds: float = DEFAULT_TRIGGER_S,
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int | None = None,
     config: StreamConfig | None = None,
@@ -649,13 +701,17 @@ def start_stream(
     ``wrap_handler(stream)`` may return another ``foreachBatch`` function around the
     stream (tests use it to crash a batch half-way).
     """
-    from spark_jobs.kafka_source import read_kafka_stream
+    from spark_jobs.kafka_source import driver_batch_reader, read_kafka_stream
 
     if trigger_seconds < 0:
         raise StreamingJobError(f"--trigger-seconds must be >= 0, got {trigger_seconds}")
-    stream = RecommendationStream(db, settings, config=config, query_name=query_name, checkpoint=checkpoint)
+    topic = topic or settings.kafka_events_topic
+    stream = RecommendationStream(db, settings, config=config, query_name=query_name, checkpoint=checkpoint,
+                                  batch_reader=driver_batch_reader(spark, settings, topic=topic, checkpoint=checkpoint))
     stream.models.catalog()  # load once before the first batch
-    events = read_kafka_stream(spark, settings, topic=topic or settings.kafka_events_topic,
+    # A stateless query: a trigger without new offsets has nothing to do.
+    spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+    events = read_kafka_stream(spark, settings, topic=topic,
                                starting_offsets=starting_offsets, max_offsets_per_trigger=max_offsets_per_trigger)
     query = (
         events.writeStream.queryName(query_name)
@@ -671,6 +727,8 @@ def supervise(query, supervisor: Supervisor, *, stop: threading.Event, run_for: 
     """Heartbeat until ``stop`` is set, ``run_for`` seconds pass, or the query ends; its error."""
     from py4j.protocol import Py4JError
 
+    from pyspark.errors import StreamingQueryException
+
     deadline = None if run_for is None else time.monotonic() + run_for
     next_beat = 0.0
     try:
@@ -681,11 +739,11 @@ def supervise(query, supervisor: Supervisor, *, stop: threading.Event, run_for: 
                 supervisor.record_progress()
                 next_beat = time.monotonic() + HEARTBEAT_INTERVAL_S
         failure = query.exception()
-    except Py4JError:
+    except (Py4JError, StreamingQueryException):
         if not stop.is_set():
             raise
-        # SIGTERM reached the JVM too and its shutdown hook is stopping Spark: the batch in
-        # flight (if any) was not committed and is replayed at the next start.
+        # SIGTERM reached the JVM and the source's Python process too, and Spark is going
+        # down: the batch in flight (if any) was not committed and is replayed at the next start.
         log.warning("Spark went down while stopping on a signal")
         return None
     return None if failure is None else str(failure)
@@ -697,7 +755,8 @@ def default_checkpoint(settings: Settings) -> Path:
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="streaming_recommendations", description=__doc__.splitlines()[0])
-    parser.add_argument("--trigger-seconds", type=float, default=1.0, help="micro-batch interval (default 1 s)")
+    parser.add_argument("--trigger-seconds", type=float, default=DEFAULT_TRIGGER_S,
+                        help=f"micro-batch interval (default {DEFAULT_TRIGGER_S} s)")
     parser.add_argument("--checkpoint", type=Path, default=default_checkpoint(settings),
                         help="checkpoint folder (offsets of committed batches)")
     parser.add_argument("--starting-offsets", choices=("earliest", "latest"), default="earliest",
@@ -711,6 +770,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
 def main(argv: list[str] | None = None) -> int:
     """Run the query until SIGTERM/SIGINT (or ``--run-for``); print a JSON summary line."""
     from fma_platform.mongo import platform_db
+    from spark_jobs.kafka_source import close_read_consumers
     from spark_jobs.session import spark_session
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -723,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     spark = spark_session(APP_NAME, settings=settings)
     spark.sparkContext.setLogLevel("WARN")  # one INFO line per task otherwise
+    quiet_falling_behind_warnings(spark)
     db = platform_db(settings)
     query, stream = start_stream(
         spark, settings, db=db, checkpoint=args.checkpoint, topic=args.topic, trigger_seconds=args.trigger_seconds,
@@ -734,12 +795,27 @@ def main(argv: list[str] | None = None) -> int:
         error = supervise(query, supervisor, stop=stop, run_for=args.run_for)
     finally:
         stop_query(query)
+        close_read_consumers()
         supervisor.mark_stopped(error)
         stop_spark(spark)
     print(json.dumps({"query_id": stream.query_id, "last_batch_id": supervisor.last_batch_id,
                       "last_batch": None if stream.last_report is None else stream.last_report.batch_id,
                       "error": error}))
     return 1 if error else 0
+
+
+def quiet_falling_behind_warnings(spark) -> None:
+    """Batches longer than the short trigger are the normal case here (they then run back
+    to back): Spark's "Current batch is falling behind" warning would fill the log."""
+    from py4j.protocol import Py4JError
+
+    try:
+        jvm = spark.sparkContext._jvm
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            "org.apache.spark.sql.execution.streaming.runtime.ProcessingTimeExecutor",
+            jvm.org.apache.logging.log4j.Level.ERROR)
+    except Py4JError as exc:
+        log.warning("could not quiet the falling-behind warnings: %s", exc)
 
 
 def stop_spark(spark) -> None:

@@ -17,12 +17,15 @@ from kafka import KafkaProducer
 from fma_platform.kafka import ensure_topics
 from spark_jobs.kafka_source import (
     KAFKA_COLUMNS,
+    DriverBatchReader,
     KafkaOffsetRange,
     KafkaSourceError,
     KafkaSourceOptions,
     cap_offsets,
     choose_kafka_source,
+    close_read_consumers,
     native_kafka_available,
+    plan_read_tasks,
     read_kafka_stream,
     read_offset_range,
 )
@@ -270,6 +273,56 @@ def test_max_offsets_per_trigger_bounds_every_batch(spark, kafka_broker, unique_
     sizes = [len(batch) for batch in collector.batches if batch]
     assert sizes == [7, 7, 7, 7, 2]
     assert collector.rows == sorted(produced)
+
+
+def test_small_batches_are_one_task_and_large_ones_one_task_per_partition():
+    ranges = [KafkaOffsetRange("t", 0, 0, 10), KafkaOffsetRange("t", 1, 5, 25), KafkaOffsetRange("t", 2, 3, 4)]
+    one = plan_read_tasks(ranges, records_per_task=31)
+    assert [[(r.partition, r.start, r.end) for r in task.ranges] for task in one] == [[(0, 0, 10), (1, 5, 25), (2, 3, 4)]]
+    assert [[r.partition for r in task.ranges] for task in plan_read_tasks(ranges, records_per_task=30)] == [[0], [1], [2]]
+    assert plan_read_tasks([]) == []
+
+
+@pytest.mark.slow
+def test_driver_reads_exactly_each_logged_batch_also_after_a_restart(spark, kafka_broker, unique_topic, produce,
+                                                                     tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    reader = DriverBatchReader(KafkaSourceOptions(kafka_broker.kafka_bootstrap, unique_topic), checkpoint)
+    batches: list[tuple[int, list, list | None]] = []  # (batch id, Spark's rows, the driver's rows)
+
+    def both(batch_df, batch_id):
+        rows = sorted((r.partition, r.offset, bytes(r.key), bytes(r.value))
+                      for r in batch_df.select("partition", "offset", "key", "value").collect())
+        direct = reader.read(batch_id)
+        batches.append((batch_id, rows, None if direct is None else sorted((r[3], r[4], r[0], r[1]) for r in direct)))
+
+    def delivered() -> int:
+        return sum(len(rows) for _, rows, _ in batches)
+
+    def run(rounds: list[int], tag: str) -> list:
+        query = (read_kafka_stream(spark, kafka_broker, topic=unique_topic).writeStream.foreachBatch(both)
+                 .option("checkpointLocation", str(checkpoint)).trigger(processingTime="0.2 seconds").start())
+        acked = []
+        try:
+            for index, count in enumerate(rounds):
+                acked += produce(unique_topic, count, f"{tag}{index}")
+                expected = len(produced) + len(acked)
+                deadline = time.monotonic() + QUERY_TIMEOUT_S
+                while delivered() < expected:
+                    assert query.exception() is None and time.monotonic() < deadline, (delivered(), expected)
+                    time.sleep(0.1)
+        finally:
+            query.stop()
+            close_read_consumers()
+        return acked
+
+    produced: list = []
+    produced += run([12, 9, 7], "first")
+    produced += run([5], "restarted")
+    assert batches[0][0] == 0 and batches[0][2] is None  # the first batch's start is not logged: collect
+    later = [(rows, direct) for batch_id, rows, direct in batches if batch_id > 0 and rows]
+    assert len(later) >= 3 and all(direct == rows for rows, direct in later)
+    assert sorted(row for _, rows, _ in batches for row in rows) == sorted(produced)
 
 
 @pytest.mark.slow

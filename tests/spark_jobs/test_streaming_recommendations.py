@@ -17,6 +17,7 @@ from fma_platform.events import MAX_EVENT_BYTES, encode_event, new_event
 from fma_platform.producer import EventProducer
 from infra.streaming import StreamingDeadError, StreamingLagError, heartbeat_id, streaming_health, streaming_spec
 from spark_jobs import realtime
+from spark_jobs.kafka_source import close_read_consumers
 from spark_jobs.realtime import KafkaRecord
 from spark_jobs.streaming_recommendations import (
     ModelCache,
@@ -403,6 +404,7 @@ def test_events_to_recommendations_exactly_once_across_restarts(spark, settings,
         assert sum(lag.values()) == 0 and sum(end.values()) == len(produced) + len(bad)
     finally:
         query.stop()
+        close_read_consumers()  # the driver-side batch reads of this process
         producer.close()
         raw.close()
 
