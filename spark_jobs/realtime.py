@@ -16,6 +16,7 @@ the driver and calls these functions:
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -300,10 +301,13 @@ def _reason(row, embeddings, anchor_rows, *, content_share, als_share) -> str:
 
 def recent_anchors(history: pd.DataFrame, titles: Mapping[int, str], *, limit: int = 5) -> list[tuple[int, str, bool]]:
     """Up to ``limit`` distinct recently completed or liked tracks, newest first: (id, title, liked)."""
-    positive = history[history["type"].isin(["complete", "like"])].sort_values("client_ts", ascending=False)
-    liked = set(positive.loc[positive["type"] == "like", "track_id"].astype(int))
+    if history.empty:
+        return []
+    events = [(int(history["track_id"].iat[row]), history["type"].iat[row]) for row in _newest_first(history)]
+    positive = [(track_id, kind) for track_id, kind in events if kind in ("complete", "like")]
+    liked = {track_id for track_id, kind in positive if kind == "like"}
     anchors, seen = [], set()
-    for track_id in positive["track_id"].astype(int):
+    for track_id, _ in positive:
         if track_id in seen:
             continue
         seen.add(track_id)
@@ -317,8 +321,17 @@ def recently_heard(history: pd.DataFrame, *, window: int = EXCLUDE_RECENT) -> se
     """Tracks of the listener's last ``window`` events (played, skipped, liked ...)."""
     if history.empty:
         return set()
-    newest = history.sort_values("client_ts", ascending=False).head(window)
-    return set(newest["track_id"].astype(int))
+    tracks = history["track_id"].to_numpy()
+    return {int(tracks[row]) for row in _newest_first(history)[:window]}
+
+
+def _newest_first(history: pd.DataFrame) -> np.ndarray:
+    """Row positions of ``history`` by ``client_ts``, newest first (ties keep their order).
+
+    Plain numpy on a few dozen rows: per-listener pandas sorts dominated a batch's ranking.
+    """
+    times = pd.DatetimeIndex(pd.to_datetime(history["client_ts"], utc=True)).asi8
+    return np.argsort(-times, kind="stable")
 
 
 # --- trending -------------------------------------------------------------------------------
@@ -338,7 +351,8 @@ def trending_increments(
     events: pd.DataFrame, genres: Mapping[int, tuple[int, str]], *, window: timedelta = WINDOW
 ) -> list[dict[str, Any]]:
     """Counts of ``events`` (track_id, type, client_ts) per window and track, and per window
-    and top-level genre, as ``trending`` documents holding increments.
+    and top-level genre, as ``trending`` documents holding increments (plain counters: a
+    batch holds a few dozen events, pandas grouping would cost more than the counting).
 
     The job applies each increment at most once per batch (see
     ``streaming_recommendations.apply_trending``), and only for the events that batch
@@ -346,30 +360,27 @@ def trending_increments(
     """
     if events.empty:
         return []
-    frame = events[["track_id", "type", "client_ts"]].copy()
-    frame["window_start"] = [window_start(ts, window=window) for ts in pd.to_datetime(frame["client_ts"], utc=True)]
-    frame["count_name"] = frame["type"].map(COUNTED_TYPES)
-    counted = frame.dropna(subset=["count_name"])
-    if counted.empty:
-        return []
+    by_track: dict[tuple[datetime, int], Counter] = defaultdict(Counter)
+    by_genre: dict[tuple[datetime, int], Counter] = defaultdict(Counter)
+    times = pd.to_datetime(events["client_ts"], utc=True)
+    for track_id, kind, moment in zip(events["track_id"], events["type"], times):
+        name = COUNTED_TYPES.get(str(kind))
+        if name is None:
+            continue
+        start = window_start(moment, window=window)
+        by_track[(start, int(track_id))][name] += 1
+        if int(track_id) in genres:
+            by_genre[(start, genres[int(track_id)][0])][name] += 1
+    titles = {genre_id: title for genre_id, title in genres.values()}
     documents = []
-    for (start, track_id), counts in _count_table(counted, "track_id").iterrows():
-        genre = genres.get(int(track_id))
-        documents.append(_trending_document("track", int(track_id), start, window, counts,
+    for (start, track_id), counts in sorted(by_track.items()):
+        genre = genres.get(track_id)
+        documents.append(_trending_document("track", track_id, start, window, counts,
                                             genre_id=None if genre is None else genre[0]))
-    with_genre = counted[[int(t) in genres for t in counted["track_id"]]].copy()
-    if not with_genre.empty:
-        with_genre["genre_id"] = [genres[int(t)][0] for t in with_genre["track_id"]]
-        titles = {genre_id: title for genre_id, title in genres.values()}
-        for (start, genre_id), counts in _count_table(with_genre, "genre_id").iterrows():
-            documents.append(_trending_document("genre", int(genre_id), start, window, counts,
-                                                title=titles.get(int(genre_id))))
+    for (start, genre_id), counts in sorted(by_genre.items()):
+        documents.append(_trending_document("genre", int(genre_id), start, window, counts,
+                                            title=titles.get(int(genre_id))))
     return documents
-
-
-def _count_table(frame: pd.DataFrame, key: str) -> pd.DataFrame:
-    table = frame.groupby(["window_start", key, "count_name"]).size().unstack("count_name", fill_value=0)
-    return table.reindex(columns=list(COUNTED_TYPES.values()), fill_value=0)
 
 
 def _trending_document(kind, key, start, window, counts, **extra) -> dict[str, Any]:
@@ -380,7 +391,7 @@ def _trending_document(kind, key, start, window, counts, **extra) -> dict[str, A
         "window_end": start + window,
         "kind": kind,
         "key": key,
-        **{name: int(counts[name]) for name in COUNTED_TYPES.values()},
+        **{name: int(counts.get(name, 0)) for name in COUNTED_TYPES.values()},
     }
     document.update({name: value for name, value in extra.items() if value is not None})
     return document

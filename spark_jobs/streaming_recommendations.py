@@ -282,6 +282,7 @@ class RecommendationStream:
         self.query_name = query_name
         self.checkpoint = checkpoint
         self.models = ModelCache(db, settings.models_dir, refresh_s=self.config.catalog_refresh_s)
+        self.window_listeners = WindowListeners(db, window=self.config.window)
         self._query_id: str | None = None
         self.last_report: BatchReport | None = None
         ensure_indexes(db)
@@ -343,7 +344,7 @@ class RecommendationStream:
             [written_at - item.record.timestamp.timestamp() for item in classified.valid]
         )
         report.active_listeners = update_trending(self.db, stored, catalog, window=self.config.window,
-                                                  batch_key=batch_key)
+                                                  batch_key=batch_key, listeners=self.window_listeners)
         step("trending")
         report.processing_seconds = round(time.monotonic() - started, 4)
         write_batch_metrics(self.db, report, query_id=self.query_id, query_name=self.query_name, batch_time=now)
@@ -495,13 +496,13 @@ def _empty_history() -> pd.DataFrame:
 
 
 def update_trending(db: Database, stored: Sequence[realtime.ValidEvent], catalog: TrackCatalog, *,
-                    window: timedelta, batch_key: str) -> dict | None:
+                    window: timedelta, batch_key: str, listeners: WindowListeners | None = None) -> dict | None:
     """Add the batch's first-stored events to the trending windows, once; the newest window's listeners.
 
     ``$inc`` alone would count a replayed batch twice, so every document remembers the
     batches applied to it (``applied_batches``, the last ``APPLIED_BATCHES_KEPT``) and an
     increment whose batch is there already is refused by the filter (duplicate key).
-    Listeners per window are a set (``$addToSet``): idempotent too. No reads of
+    Listeners per window are a set (a set union): idempotent too. No reads of
     ``listening_events``, so the cost does not grow with the window.
     """
     if not stored:
@@ -514,8 +515,30 @@ def update_trending(db: Database, stored: Sequence[realtime.ValidEvent], catalog
     starts = [realtime.window_start(item.event.client_ts, window=window) for item in stored]
     newest = max(starts)
     users = {item.event.user_id for item, start in zip(stored, starts) if start == newest}
-    return {"window_start": newest, "window_end": newest + window,
-            "users": add_window_listeners(db, newest, users, window=window)}
+    listeners = listeners or WindowListeners(db, window=window)
+    return {"window_start": newest, "window_end": newest + window, "users": listeners.add(newest, users)}
+
+
+class WindowListeners:
+    """The newest window's listener set, written only when a batch brings a listener this
+    process has not written to it yet (in a busy window most batches bring none) and its
+    size. A new process starts empty and writes again: the union is idempotent."""
+
+    def __init__(self, db: Database, *, window: timedelta) -> None:
+        self.db = db
+        self.window = window
+        self._start: datetime | None = None
+        self._written: set[str] = set()
+        self._count = 0
+
+    def add(self, start: datetime, user_ids: set[str]) -> int:
+        """Add ``user_ids`` to the window starting at ``start``; the window's listener count."""
+        if start != self._start:
+            self._start, self._written, self._count = start, set(), 0
+        if not user_ids <= self._written:
+            self._count = add_window_listeners(self.db, start, user_ids, window=self.window)
+            self._written |= user_ids
+        return self._count
 
 
 def apply_trending(db: Database, increments: list[dict], *, batch_key: str) -> int:
