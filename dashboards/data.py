@@ -80,13 +80,24 @@ def popular_in_genres(db: Database, genres: list[int], *, exclude: set[int], lim
     ]
 
 
+RECOMMENDATION_COLLECTIONS = {RecommendationSource.REALTIME: Collection.REALTIME_RECOMMENDATIONS,
+                              RecommendationSource.BATCH: Collection.RECOMMENDATIONS}
+
+
+def current_recommendations(db: Database, user_id: str, *,
+                            source: RecommendationSource = RecommendationSource.REALTIME) -> list[dict]:
+    """The listener's current recommendation items (``[]`` when none): one ``find_one`` on
+    the unique ``user_id`` index, projected to the items (the player's hot path)."""
+    document = db[RECOMMENDATION_COLLECTIONS[source]].find_one({"user_id": user_id}, {"_id": 0, "items": 1})
+    return (document or {}).get("items") or []
+
+
 def up_next(db: Database, *, user_id: str, genres: list[int], exclude: set[int] = frozenset(),
             limit: int = 10) -> UpNext:
     """Realtime recommendations, else the batch ones, else popular tracks of the listener's genres."""
-    for source, collection in ((RecommendationSource.REALTIME, Collection.REALTIME_RECOMMENDATIONS),
-                               (RecommendationSource.BATCH, Collection.RECOMMENDATIONS)):
-        document = db[collection].find_one({"user_id": user_id}, {"_id": 0, "items": 1})
-        items = _join_items(db, (document or {}).get("items") or [], exclude=set(exclude), limit=limit)
+    for source in (RecommendationSource.REALTIME, RecommendationSource.BATCH):
+        items = _join_items(db, current_recommendations(db, user_id, source=source), exclude=set(exclude),
+                            limit=limit)
         if items:
             return UpNext(source=source, items=items)
     return UpNext(source=RecommendationSource.POPULAR,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dashboards.auth import Role, create_user
-from dashboards.data import RecommendationSource, up_next
+from dashboards.data import RecommendationSource, current_recommendations, up_next
 from dashboards.playback import event_from_report
 from dashboards.player_state import PlayerQueue
 from dashboards.services import event_producer
@@ -63,6 +63,20 @@ def test_up_next_falls_back_realtime_then_batch_then_popular_in_genres(catalogue
     # Someone else's recommendations are never shown.
     other = create_user(app_db, "otto", PASSWORD, role=Role.LISTENER, genres=[4])
     assert up_next(app_db, user_id=other.user_id, genres=other.genres).source == RecommendationSource.POPULAR
+
+
+def test_current_recommendations_is_one_indexed_read_of_the_listeners_items(listener, app_db):
+    from spark_jobs.streaming_recommendations import ensure_indexes
+
+    ensure_indexes(app_db)  # as the streaming job leaves the collection: unique on user_id
+    items = [{"track_id": 5, "score": 0.9, "reason": "because you played Midnight Engine"}]
+    app_db[Collection.REALTIME_RECOMMENDATIONS].insert_one({"user_id": listener.user_id, "items": items,
+                                                           "updated_at": "not read by the player"})
+    assert current_recommendations(app_db, listener.user_id) == items
+    assert current_recommendations(app_db, listener.user_id, source=RecommendationSource.BATCH) == []
+    assert current_recommendations(app_db, "nobody") == []
+    plan = app_db[Collection.REALTIME_RECOMMENDATIONS].find({"user_id": listener.user_id}).explain()
+    assert "IXSCAN" in str(plan["queryPlanner"]["winningPlan"])  # not a collection scan
 
 
 def test_radio_queues_similar_tracks(catalogue, listener, app_db):
