@@ -660,15 +660,18 @@ class Supervisor:
         metrics = self.db[Collection.STREAM_METRICS]
         end, lag = {}, {}
         last_batch = None
+        updates = []
         for progress in self.query.recentProgress:
             end, lag = progress_lag(progress)
             last_batch = progress.batchId
             # Not numInputRows: Spark counts 0 rows for a batch read by the DriverBatchReader.
             if progress.batchId > self.last_batch_id:
-                metrics.update_one({"_id": f"{self.stream.query_id}/{progress.batchId}"},
-                                   {"$set": {"end_offsets": end, "lag": lag,
-                                             "spark_duration_ms": dict(progress.durationMs or {})}})
+                updates.append(UpdateOne({"_id": f"{self.stream.query_id}/{progress.batchId}"},
+                                         {"$set": {"end_offsets": end, "lag": lag,
+                                                   "spark_duration_ms": dict(progress.durationMs or {})}}))
             self.last_batch_id = max(self.last_batch_id, progress.batchId)
+        if updates:  # one round trip: the server is shared with the player's reads
+            metrics.bulk_write(updates, ordered=False)
         heartbeat = {
             "kind": HEARTBEAT_KIND,
             "query_name": self.stream.query_name,
