@@ -96,7 +96,8 @@ def fma_etl():
         run_id, started = _run()
         try:
             return etl.validate(plan, len(catalogued["track_ids"]), settings=platform_settings(), run_id=run_id,
-                                max_failure_fraction=float(params["max_failure_fraction"]), validated_at=started)
+                                max_failure_fraction=float(params["max_failure_fraction"]), validated_at=started,
+                                chunk_results=list(extracted))
         except (QualityGateError, ToleranceExceededError) as exc:
             etl.mark_run_failed(platform_settings(), run_id, str(exc))
             raise AirflowFailException(str(exc)) from exc  # bad data: retrying cannot help
@@ -105,7 +106,8 @@ def fma_etl():
     def plan_transform(plan: dict, params: dict | None = None) -> dict:
         from pipeline import etl
 
-        return etl.transform_plan(plan, settings=platform_settings(), k=int(params["pca_components"]))
+        run_id, _ = _run()
+        return etl.transform_plan(plan, settings=platform_settings(), k=int(params["pca_components"]), run_id=run_id)
 
     transform = SparkSubmitOperator(
         task_id="transform",

@@ -38,11 +38,22 @@ def run_overview(runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+ETL_STAGES = ["acquire", "catalog", "extract", "validate", "transform", "load"]
+
+
 def stage_timings(runs: list[dict]) -> pd.DataFrame:
-    """Long form (run_id, stage, seconds) of every run's ``stage_seconds``."""
-    rows = [{"run_id": run["run_id"], "stage": stage, "seconds": float(seconds)}
+    """Long form (run_id, run, stage, seconds) of every run's ``stage_seconds``, stages in
+    pipeline order; ``run`` is a short label (start time, UTC) for charts."""
+    rows = [{"run_id": run["run_id"], "run": _run_label(run), "stage": stage, "seconds": float(seconds)}
             for run in runs for stage, seconds in (run.get("stage_seconds") or {}).items()]
-    return pd.DataFrame(rows, columns=["run_id", "stage", "seconds"])
+    order = {stage: i for i, stage in enumerate(ETL_STAGES)}
+    frame = pd.DataFrame(rows, columns=["run_id", "run", "stage", "seconds"])
+    return frame.sort_values("stage", key=lambda s: s.map(order).fillna(len(order)), kind="stable", ignore_index=True)
+
+
+def _run_label(run: dict) -> str:
+    started = run.get("started_at")
+    return started.strftime("%m-%d %H:%M:%S") if isinstance(started, datetime) else str(run["run_id"])[-24:]
 
 
 def quarantine_by_reason(db: Database, *, run_id: str | None = None) -> pd.DataFrame:

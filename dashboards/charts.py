@@ -9,9 +9,13 @@ import pandas as pd
 
 
 def stage_timings_chart(timings: pd.DataFrame) -> alt.Chart:
-    return alt.Chart(timings).mark_bar().encode(
-        x=alt.X("seconds:Q", title="seconds", stack="zero"), y=alt.Y("run_id:N", title="ETL run"),
-        color=alt.Color("stage:N"), tooltip=["run_id", "stage", "seconds"],
+    """One stacked bar per ETL run (labelled by its start, newest on top), stages in pipeline order."""
+    stages = list(dict.fromkeys(timings["stage"]))
+    return alt.Chart(timings).transform_calculate(order=f"indexof({stages}, datum.stage)").mark_bar().encode(
+        x=alt.X("seconds:Q", title="seconds", stack="zero"),
+        y=alt.Y("run:N", title="ETL run (start, UTC)", sort="descending"),
+        color=alt.Color("stage:N", sort=stages), order=alt.Order("order:Q"),
+        tooltip=["run_id", "stage", "seconds"],
     )
 
 

@@ -178,12 +178,19 @@ def read_extraction(out_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
 
 # 4. validate -----------------------------------------------------------------------------
 def validate(plan: dict, catalog_count: int, *, settings: Settings, run_id: str, max_failure_fraction: float,
-             validated_at: datetime) -> dict:
-    """Tolerance check, then the Great Expectations gate on features and catalog."""
+             validated_at: datetime, chunk_results: list[dict] | None = None) -> dict:
+    """Tolerance check, then the Great Expectations gate on features and catalog.
+
+    ``chunk_results`` (what the extraction tasks returned) give the run's extract time:
+    the sum of the chunks' seconds (chunks run one after another).
+    """
     from pipeline.quality import record_quality, require_success, validate_catalog, validate_features
 
     began = time.monotonic()
     db = platform_db(settings)
+    if chunk_results:
+        record_run(db, run_id, {"stage_seconds.extract": round(sum(float(c["seconds"]) for c in chunk_results), 3),
+                                "chunks": len(plan["chunks"]), "chunks_extracted": len(chunk_results)})
     features, failures = read_extraction(Path(plan["out_dir"]))
     failures += unaccounted_tracks(_catalog_ids(plan), features, failures)
     record_run(db, run_id, {"counts.extracted": len(features), "counts.extract_failed": len(failures),
@@ -244,6 +251,11 @@ def load(plan: dict, transform: dict, *, settings: Settings, run_id: str, loaded
     quarantined = upsert_by(db, Collection.QUARANTINE,
                             quarantine_documents(failures, dataset=name, run_id=run_id, recorded_at=loaded_at),
                             keys=("dataset", "track_id", "stage"))
+    submitted = (db[Collection.ETL_RUNS].find_one({"run_id": run_id}, {"transform_submitted_at": 1}) or {}).get(
+        "transform_submitted_at")
+    if submitted is not None:
+        load_started = time.time() - (time.monotonic() - began)
+        record_run(db, run_id, {"stage_seconds.transform": round(max(0.0, load_started - submitted), 3)})
     seconds = _timed(db, run_id, "load", began)
     record_run(db, run_id, {
         "counts.loaded": written, "counts.quarantined": quarantined, "counts.released": released,
@@ -254,8 +266,15 @@ def load(plan: dict, transform: dict, *, settings: Settings, run_id: str, loaded
 
 
 # 5. transform (arguments for the spark-submit task) --------------------------------------
-def transform_plan(plan: dict, *, settings: Settings, k: int) -> dict:
-    """Where the Spark transform reads and writes, and the model version it produces."""
+def transform_plan(plan: dict, *, settings: Settings, k: int, run_id: str | None = None) -> dict:
+    """Where the Spark transform reads and writes, and the model version it produces.
+
+    With ``run_id``, the run records when the transform was handed to Spark: ``load``
+    turns that into the transform's stage time (spark-submit, JVM start and scheduling
+    included).
+    """
+    if run_id is not None:
+        record_run(platform_db(settings), run_id, {"transform_submitted_at": time.time()})
     from audio_features.extract import CHUNKS_DIRNAME
 
     out_dir = Path(plan["out_dir"])

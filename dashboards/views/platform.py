@@ -22,8 +22,9 @@ def collection_counts(db_key: str) -> dict[str, int]:
 def platform_status() -> None:
     require_role(Role.ANALYST)
     settings = get_settings()
-    st.title("FMA music recommendation platform")
-    st.caption("The default dataset is an FMA-shaped **synthetic** sample.")
+    st.title("Platform")
+    st.caption("Services and data of the FMA music recommendation platform. The default dataset is an "
+               "FMA-shaped **synthetic** sample.")
     try:
         counts = collection_counts(database_key())
     except PyMongoError as exc:

@@ -78,7 +78,8 @@ def test_run_summary_and_quality_results_are_stored(first_run):
     run = db[Collection.ETL_RUNS].find_one({})
     assert run["status"] == "success"
     assert run["counts"]["loaded"] == found[Collection.TRACK_FEATURES]
-    assert set(run["stage_seconds"]) >= {"acquire", "catalog", "validate", "load"}
+    assert set(run["stage_seconds"]) == {"acquire", "catalog", "extract", "validate", "transform", "load"}
+    assert run["stage_seconds"]["extract"] > 0 and run["stage_seconds"]["transform"] > 5  # spark-submit at least
     suites = {d["suite"]: d["success"] for d in db[Collection.DATA_QUALITY].find()}
     assert suites and all(suites.values()), suites
 
