@@ -18,8 +18,6 @@ from audio_features.fma_schema import TOP_LEVEL_GENRES
 from fma_platform.contracts import Collection
 from fma_platform.settings import Settings
 
-COMPARED_METRICS = ("precision", "recall", "ndcg", "map", "coverage", "diversity", "novelty")
-
 
 # --- pipeline -----------------------------------------------------------------------------
 def etl_runs(db: Database, *, limit: int = 20) -> list[dict]:
@@ -95,27 +93,57 @@ def metric_key(name: str) -> str:
 
 
 def model_runs(db: Database) -> pd.DataFrame:
-    """Long form (run_id, model, kind, champion, created_at, metric, value, params)."""
+    """Long form (run_id, model, kind, champion, created_at, metric, value, params, model_version,
+    promotion): one row per numeric metric of each run."""
+    columns = ["run_id", "model", "kind", "champion", "created_at", "metric", "value", "params", "model_version",
+               "promotion"]
     rows = []
-    for run in db[Collection.MODEL_RUNS].find({}, {"_id": 0}).sort([("created_at", DESCENDING)]):
+    for run in db[Collection.MODEL_RUNS].find({}, {"_id": 0, "data_snapshot": 0}).sort([("created_at", DESCENDING)]):
         for metric, value in (run.get("metrics") or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 rows.append({"run_id": run["run_id"], "model": run.get("model"), "kind": run.get("kind"),
                              "champion": bool(run.get("champion")), "created_at": run.get("created_at"),
-                             "metric": metric, "value": float(value), "params": run.get("params") or {}})
-    return pd.DataFrame(rows, columns=["run_id", "model", "kind", "champion", "created_at", "metric", "value",
-                                       "params"])
+                             "metric": metric, "value": float(value), "params": run.get("params") or {},
+                             "model_version": run.get("model_version"), "promotion": run.get("promotion")})
+    return pd.DataFrame(rows, columns=columns)
 
 
-def tuning_grid(runs: pd.DataFrame, *, metric: str = "ndcg@10") -> pd.DataFrame:
-    """Trials as (x param, y param, value): the two params with the most distinct values.
+RECOMMENDER = "als"
+# Models of the similar-tracks job (LSH and its baselines): a family of their own.
+SIMILARITY_MODELS = ("lsh", "exact_knn", "random_neighbours")
+# The recommender's quality measures, as ``train_als`` names them (k = its cut-off, 10).
+COMPARED_KEYS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "catalogue_coverage_at_k",
+                 "intra_list_diversity_at_k", "novelty_at_k")
 
-    Returns columns ``x, y, value`` plus ``x_param``/``y_param`` names; empty without trials.
-    """
+
+def recommender_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The recommender family's rows: ALS trials and finals and the baselines evaluated with them."""
+    return runs[~runs["model"].isin(SIMILARITY_MODELS)]
+
+
+def training_run_of(run_id: str) -> str:
+    """The training DAG run a model run belongs to (``<run>-trial-03``, ``<run>-final``,
+    ``<run>-baseline-random`` -> ``<run>``)."""
+    return re.sub(r"-(trial-\d+|final|baseline-.+)$", "", run_id)
+
+
+def champion_run(runs: pd.DataFrame, model: str = RECOMMENDER) -> pd.Series | None:
+    """The latest final run of ``model`` marked champion (one row of ``model_runs``), if any."""
+    finals = runs[(runs["model"] == model) & (runs["kind"] == "final") & runs["champion"]]
+    if finals.empty:
+        return None
+    return finals.sort_values("created_at").iloc[-1]
+
+
+def tuning_grid(runs: pd.DataFrame, *, metric: str = "ndcg_at_k", model: str = RECOMMENDER) -> pd.DataFrame:
+    """The latest tuning run's trials of ``model`` as (x param, y param, value), on the two
+    params with the most distinct values. Columns ``x, y, value, x_param, y_param``."""
     wanted = metric_key(metric)
-    trials = runs[(runs["kind"] == "trial") & (runs["metric"].map(metric_key) == wanted)]
+    trials = runs[(runs["kind"] == "trial") & (runs["model"] == model) & (runs["metric"].map(metric_key) == wanted)]
     if trials.empty:
         return pd.DataFrame(columns=["x_param", "y_param", "x", "y", "value"])
+    latest = training_run_of(trials.sort_values("created_at").iloc[-1]["run_id"])
+    trials = trials[trials["run_id"].map(training_run_of) == latest]
     params = pd.DataFrame(list(trials["params"])).astype(str)
     varying = sorted(params.columns, key=lambda column: -params[column].nunique())[:2]
     x_param = varying[0]
@@ -125,16 +153,26 @@ def tuning_grid(runs: pd.DataFrame, *, metric: str = "ndcg@10") -> pd.DataFrame:
     return grid.assign(x_param=x_param, y_param=y_param)
 
 
-def champion_vs_baselines(runs: pd.DataFrame) -> pd.DataFrame:
-    """The champion's and each baseline's latest compared metrics, long form (model, metric, value)."""
-    chosen = runs[runs["champion"] | (runs["kind"] == "baseline")]
-    chosen = chosen[chosen["metric"].map(lambda m: metric_key(m).startswith(COMPARED_METRICS))]
-    if chosen.empty:
+def champion_vs_baselines(runs: pd.DataFrame, model: str = RECOMMENDER) -> pd.DataFrame:
+    """The champion's metrics beside those of the baselines evaluated on the same holdout
+    (same training run), long form (model, metric, value)."""
+    champion = champion_run(runs, model)
+    if champion is None:
         return pd.DataFrame(columns=["model", "metric", "value"])
-    chosen = chosen.assign(model=np.where(chosen["champion"], "champion (" + chosen["model"].astype(str) + ")",
+    same_run = runs[runs["run_id"].map(training_run_of) == training_run_of(champion["run_id"])]
+    chosen = same_run[((same_run["run_id"] == champion["run_id"]) | (same_run["kind"] == "baseline"))
+                      & same_run["metric"].isin(COMPARED_KEYS)]
+    chosen = chosen.assign(model=np.where(chosen["run_id"] == champion["run_id"], f"champion ({model})",
                                           chosen["model"].astype(str)))
-    latest = chosen.sort_values("created_at", ascending=False).drop_duplicates(["model", "metric"])
-    return latest[["model", "metric", "value"]].reset_index(drop=True)
+    return chosen[["model", "metric", "value"]].reset_index(drop=True)
+
+
+def metric_history(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``metric`` of every holdout evaluation (finals and baselines) of the recommender family
+    over time: columns created_at, model, run_id, value."""
+    rows = recommender_runs(runs)
+    rows = rows[rows["kind"].isin(["final", "baseline"]) & (rows["metric"] == metric)]
+    return rows[["created_at", "model", "run_id", "value"]].sort_values("created_at", ignore_index=True)
 
 
 # --- live listening -----------------------------------------------------------------------

@@ -25,28 +25,36 @@ def quarantine_chart(reasons: pd.DataFrame) -> alt.Chart:
     )
 
 
-def metrics_over_time_chart(runs: pd.DataFrame) -> alt.Chart:
-    return alt.Chart(runs).mark_line(point=True).encode(
-        x=alt.X("created_at:T", title="run time"), y=alt.Y("value:Q"), color="metric:N",
-        strokeDash="model:N", tooltip=["run_id", "model", "kind", "metric", "value"],
+def metrics_over_time_chart(history: pd.DataFrame, *, metric: str) -> alt.Chart:
+    """One metric of each model's holdout evaluations over time (one line per model)."""
+    return alt.Chart(history).mark_line(point=True).encode(
+        x=alt.X("created_at:T", title="evaluated at (UTC)", scale=alt.Scale(type="utc"),
+                axis=alt.Axis(format="%m-%d %H:%M")),
+        y=alt.Y("value:Q", title=metric), color="model:N",
+        tooltip=["run_id", "model", alt.Tooltip("value:Q", format=".4f")],
     )
 
 
 def tuning_heatmap(grid: pd.DataFrame, *, metric: str) -> alt.Chart:
+    """Trials as cells (two params), coloured and labelled by ``metric``."""
     x_param, y_param = grid["x_param"].iloc[0], grid["y_param"].iloc[0]
-    return alt.Chart(grid).mark_rect().encode(
-        x=alt.X("x:O", title=x_param), y=alt.Y("y:O", title=y_param),
-        color=alt.Color("value:Q", title=metric, scale=alt.Scale(scheme="viridis")),
+    base = alt.Chart(grid).encode(
+        x=alt.X("x:O", title=x_param, axis=alt.Axis(labelAngle=0)), y=alt.Y("y:O", title=y_param),
         tooltip=[alt.Tooltip("x:O", title=x_param), alt.Tooltip("y:O", title=y_param),
                  alt.Tooltip("value:Q", title=metric, format=".4f")],
     )
+    cells = base.mark_rect().encode(color=alt.Color("value:Q", title=metric, scale=alt.Scale(scheme="viridis")))
+    labels = base.mark_text(fontSize=13, color="white").encode(text=alt.Text("value:Q", format=".3f"))
+    return (cells + labels).properties(height=max(160, 60 * grid["y"].nunique()))
 
 
 def comparison_chart(compared: pd.DataFrame) -> alt.Chart:
+    """One small bar chart per metric (each on its own scale: novelty is in bits, the rest in 0..1)."""
     return alt.Chart(compared).mark_bar().encode(
-        x=alt.X("model:N", title=None), y=alt.Y("value:Q"), color="model:N", column=alt.Column("metric:N"),
-        tooltip=["model", "metric", alt.Tooltip("value:Q", format=".4f")],
-    )
+        x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)), y=alt.Y("value:Q", title=None),
+        color="model:N", tooltip=["model", "metric", alt.Tooltip("value:Q", format=".4f")],
+    ).properties(width=110, height=160).facet(facet=alt.Facet("metric:N", title=None), columns=4).resolve_scale(
+        y="independent")
 
 
 def events_per_minute_chart(per_minute: pd.DataFrame, *, start: datetime, end: datetime) -> alt.Chart:

@@ -147,11 +147,31 @@ class AppDriver:
         self.page.get_by_text(LIVE_CAPTION).wait_for(timeout=timeout_s * 1000)
         return time.monotonic() - started
 
+    def settled_up_next(self, *, quiet_s: float = 4.0, timeout_s: float = 30) -> list[int]:
+        """The "Up next" list once it has not changed for ``quiet_s`` (longer than a refresh)."""
+        shown, since, deadline = self.shown_up_next(), time.monotonic(), time.monotonic() + timeout_s
+        while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self.shown_up_next()
+            if now != shown:
+                shown, since = now, time.monotonic()
+        return shown
+
+    def wait_for_up_next_change(self, before: list[int], *, timeout_s: float = 60) -> float | None:
+        """Seconds until the "Up next" list differs from ``before`` (None: it did not change)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if self.shown_up_next() != before:
+                return round(time.monotonic() - started, 1)
+            time.sleep(0.2)
+        return None
+
     def shown_up_next(self) -> list[int]:
         """Track ids of the "Up next" list, in the order shown (from the Play buttons' keys)."""
         classes = self.keyed("upnext_list").locator("[class*='st-key-upnext_play_']").evaluate_all(
             "nodes => nodes.map(n => n.className)")
-        return [int(re.search(r"st-key-upnext_play_(\d+)", c).group(1)) for c in classes]
+        ids = [int(re.search(r"st-key-upnext_play_(\d+)", c).group(1)) for c in classes]
+        return list(dict.fromkeys(ids))  # while a fragment re-renders, a stale copy of a row can linger
 
     def up_next_reasons(self) -> list[str]:
         return self.keyed("upnext_list").get_by_text(LIVE_REASONS).all_inner_texts()
@@ -197,8 +217,10 @@ def run_tour(settings: Settings, *, url: str, out: Path, genre: str) -> dict:
         app.play_from_search(skipped["track_id"], skipped["title"])
         app.skip()
         app.play_from_search(liked["track_id"], liked["title"])
+        seen["seconds_to_live_up_next"] = round(app.wait_for_live_up_next(), 1)  # after the plays and the skip
+        before = app.settled_up_next()
         app.like(liked["title"])
-        seen["seconds_to_live_up_next"] = round(app.wait_for_live_up_next(), 1)
+        seen["seconds_to_change_after_like"] = app.wait_for_up_next_change(before)
         seen["up_next"] = app.shown_up_next()
         seen["reasons"] = sorted(set(app.up_next_reasons()))
         app.shot("03-live-up-next")
@@ -238,12 +260,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"listener {seen['listener']}: skipped {seen['skipped']!r}, liked {seen['liked']!r}; "
-          f"live Up next after {seen['seconds_to_live_up_next']} s: {len(seen['up_next'])} tracks, "
-          f"reasons {seen['reasons']}")
+          f"live Up next {seen['seconds_to_live_up_next']} s after the second play started; after the like it "
+          + (f"changed within {seen['seconds_to_change_after_like']} s" if seen["seconds_to_change_after_like"]
+             is not None else "did not change in 60 s")
+          + f" (the page refreshes Up next every 3 s): {len(seen['up_next'])} tracks, reasons {seen['reasons']}")
     failed = False
     for title, page in seen["analyst_pages"].items():
         failed = failed or bool(page["errors"])
-        print(f"analyst page {title}: {page['charts']} charts" + (f", ERRORS: {page['errors']}" if page["errors"] else ""))
+        errors = f", ERRORS: {page['errors']}" if page["errors"] else ""
+        print(f"analyst page {title}: {page['charts']} charts{errors}")
     print(f"screenshots: {args.out}")
     return 1 if failed else 0
 

@@ -7,7 +7,14 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from dashboards.analytics import champion_vs_baselines, latest_trending, model_runs, principal_components, tuning_grid
+from dashboards.analytics import (
+    champion_vs_baselines,
+    latest_trending,
+    metric_history,
+    model_runs,
+    principal_components,
+    tuning_grid,
+)
 from fma_platform.contracts import Collection
 from infra.process import free_port
 from tests.dashboards.conftest import app_test, page_test, recent, texts
@@ -75,29 +82,61 @@ def test_pipeline_page_from_seeded_runs(app_db, analyst, settings):
     assert len(at.get("vega_lite_chart")) == 2  # stage timings + quarantine reasons
 
 
+def _metrics(ndcg: float, **more) -> dict:
+    """Holdout/validation metrics as ``train_als.evaluate`` names them (k = 10)."""
+    return {"k": 10, "n_users": 400, "precision_at_k": ndcg / 2, "recall_at_k": ndcg + 0.1, "ndcg_at_k": ndcg,
+            "map_at_k": ndcg * 0.7, "hit_rate_at_k": 0.7, "catalogue_coverage_at_k": 0.9,
+            "intra_list_diversity_at_k": 0.8, "novelty_at_k": 8.2, **more}
+
+
 def _model_runs(app_db) -> None:
-    created = datetime(2026, 1, 6, tzinfo=timezone.utc)
-    trials = [{"run_id": f"trial-{rank}-{reg}", "model": "als", "kind": "trial", "params": {"rank": rank, "reg": reg},
-               "metrics": {"ndcg@10": rank / 100 + reg}, "champion": False, "created_at": created}
-              for rank in (8, 16) for reg in (0.01, 0.1)]
-    final = {"run_id": "als-final", "model": "als", "kind": "final", "params": {"rank": 16, "reg": 0.1},
-             "metrics": {"precision@10": 0.12, "ndcg@10": 0.30, "coverage@10": 0.5}, "champion": True,
-             "created_at": created + timedelta(hours=1)}
-    baseline = {"run_id": "popular", "model": "popular", "kind": "baseline", "params": {},
-                "metrics": {"precision@10": 0.05, "ndcg@10": 0.10, "coverage@10": 0.02}, "champion": False,
-                "created_at": created}
-    app_db[Collection.MODEL_RUNS].insert_many([*trials, final, baseline])
+    """Two training runs shaped as ``train_als`` and ``similar_tracks`` write them: run A's ALS
+    is the champion; run B tuned again but was not promoted; LSH runs are their own family."""
+    t0 = datetime(2026, 1, 6, tzinfo=timezone.utc)
+    docs = []
+    for run, at, base in (("run-A", t0, 0.20), ("run-B", t0 + timedelta(days=1), 0.10)):
+        docs += [{"run_id": f"{run}-trial-{i:02d}", "model": "als", "kind": "trial", "split": "validation",
+                  "params": {"rank": rank, "regParam": reg, "alpha": 1.0, "maxIter": 10},
+                  "metrics": _metrics(base + rank / 1000 + reg), "champion": False, "model_version": None,
+                  "created_at": at}
+                 for i, (rank, reg) in enumerate((r, g) for r in (16, 32) for g in (0.01, 0.1))]
+        docs += [{"run_id": f"{run}-baseline-{name}", "model": name, "kind": "baseline", "split": "holdout",
+                  "params": {}, "metrics": _metrics(score), "champion": False, "model_version": None,
+                  "created_at": at + timedelta(minutes=1)}
+                 for name, score in (("random", 0.03), ("most_popular", 0.04 + base / 10))]
+        docs.append({"run_id": f"{run}-final", "model": "als", "kind": "final", "split": "holdout",
+                     "params": {"rank": 32, "regParam": 0.1}, "metrics": _metrics(base + 0.1),
+                     "champion": run == "run-A", "model_version": f"als-{run}",
+                     "promotion": {"promoted": run == "run-A", "reason": f"{run}: the reason"},
+                     "created_at": at + timedelta(minutes=2)})
+        docs.append({"run_id": f"{run}:lsh:final", "model": "lsh", "kind": "final", "champion": True,
+                     "params": {"bucket_length": 2.0}, "metrics": {"recall_at_10": 0.98, "candidate_pairs": 45000},
+                     "created_at": at + timedelta(minutes=3)})
+    app_db[Collection.MODEL_RUNS].insert_many(docs)
 
 
-def test_models_page_from_seeded_runs(app_db, analyst):
+def test_models_page_from_runs_shaped_as_the_jobs_write_them(app_db, analyst):
     _model_runs(app_db)
-    grid = tuning_grid(model_runs(app_db))
-    assert len(grid) == 4 and grid["value"].max() == pytest.approx(0.26)
-    compared = champion_vs_baselines(model_runs(app_db))
-    assert set(compared["model"]) == {"champion (als)", "popular"}
+    runs = model_runs(app_db)
+    grid = tuning_grid(runs)
+    assert len(grid) == 4 and grid["value"].max() == pytest.approx(0.10 + 0.032 + 0.1)  # run B's trials only
+    assert {grid["x_param"].iloc[0], grid["y_param"].iloc[0]} == {"rank", "regParam"}
+    compared = champion_vs_baselines(runs)
+    assert set(compared["model"]) == {"champion (als)", "random", "most_popular"}
+    assert set(compared["metric"]) >= {"precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k",
+                                       "catalogue_coverage_at_k", "intra_list_diversity_at_k", "novelty_at_k"}
+    champion_ndcg = compared[(compared["model"] == "champion (als)") & (compared["metric"] == "ndcg_at_k")]
+    assert champion_ndcg["value"].tolist() == [pytest.approx(0.30)]  # run A's final, not run B's
+    baseline = compared[(compared["model"] == "most_popular") & (compared["metric"] == "ndcg_at_k")]
+    assert baseline["value"].tolist() == [pytest.approx(0.06)]  # evaluated with the champion (run A)
+    history = metric_history(runs, "ndcg_at_k")
+    assert set(history["model"]) == {"als", "random", "most_popular"} and len(history) == 6  # no LSH, no trials
     at = page_test("models", analyst).run()
     assert not at.exception
-    assert "Champion: als (run als-final)" in texts(at)
+    shown = texts(at)
+    assert "Recommender champion: als als-run-A (run run-A-final, NDCG@k 0.3000)" in shown
+    assert "Latest candidate run-B-final: run-B: the reason" in shown
+    assert "Similar tracks: LSH run run-B:lsh:final (recall@10 vs exact 0.9800)" in shown
     assert len(at.get("vega_lite_chart")) == 3  # metrics over time, tuning heatmap, comparison
 
 
