@@ -153,7 +153,7 @@ class AppDriver:
         while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
             time.sleep(0.2)
             now = self.shown_up_next()
-            if now != shown:
+            if now and now != shown:
                 shown, since = now, time.monotonic()
         return shown
 
@@ -161,17 +161,19 @@ class AppDriver:
         """Seconds until the "Up next" list differs from ``before`` (None: it did not change)."""
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
-            if self.shown_up_next() != before:
+            shown = self.shown_up_next()
+            if shown and shown != before:  # empty: the list is being re-rendered
                 return round(time.monotonic() - started, 1)
             time.sleep(0.2)
         return None
 
     def shown_up_next(self) -> list[int]:
         """Track ids of the "Up next" list, in the order shown (from the Play buttons' keys)."""
-        classes = self.keyed("upnext_list").locator("[class*='st-key-upnext_play_']").evaluate_all(
-            "nodes => nodes.map(n => n.className)")
+        classes = self.keyed("upnext_list").locator(
+            "[class*='st-key-upnext_play_']:not([data-stale='true'])").evaluate_all(
+            "nodes => nodes.filter(n => !n.closest(\"[data-stale='true']\")).map(n => n.className)")
         ids = [int(re.search(r"st-key-upnext_play_(\d+)", c).group(1)) for c in classes]
-        return list(dict.fromkeys(ids))  # while a fragment re-renders, a stale copy of a row can linger
+        return list(dict.fromkeys(ids))  # rows left from the previous render are marked stale
 
     def up_next_reasons(self) -> list[str]:
         return self.keyed("upnext_list").get_by_text(LIVE_REASONS).all_inner_texts()
