@@ -25,6 +25,7 @@ from pipeline.catalog import read_catalog, upsert_catalog
 from pipeline.datasets import Dataset, acquire_dataset, resolve_dataset
 from pipeline.load import (
     check_tolerance,
+    close_interrupted_runs,
     ensure_load_indexes,
     failures_by_reason,
     feature_documents,
@@ -65,6 +66,7 @@ def acquire(params: dict, *, settings: Settings, run_id: str, started_at: dateti
     )
     db = platform_db(settings)
     ensure_load_indexes(db)
+    close_interrupted_runs(db, run_id, at=started_at)
     record_run(db, run_id, {
         "run_id": run_id, "dataset": dataset.name, "synthetic": dataset.synthetic,
         "params": params, "started_at": started_at, "status": "running",

@@ -123,6 +123,20 @@ def record_run(db: Database, run_id: str, fields: dict) -> None:
     db[Collection.ETL_RUNS].update_one({"run_id": run_id}, {"$set": fields}, upsert=True)
 
 
+def close_interrupted_runs(db: Database, current_run_id: str, *, at: datetime) -> int:
+    """Mark runs still "running" other than ``current_run_id`` as interrupted; how many.
+
+    The ETL DAG allows one active run, so when a run starts, an earlier one that still
+    says "running" was killed (stack stopped, task process lost) and will never finish.
+    """
+    result = db[Collection.ETL_RUNS].update_many(
+        {"status": "running", "run_id": {"$ne": current_run_id}},
+        {"$set": {"status": "interrupted", "finished_at": at,
+                  "failure": f"stopped before finishing; found by run {current_run_id}"}},
+    )
+    return result.modified_count
+
+
 def _number(value) -> float | None:
     """A plain float, None for a missing value (NaN)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

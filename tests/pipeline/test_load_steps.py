@@ -14,6 +14,7 @@ from pipeline.load import (
     FEATURE_NAMES,
     ToleranceExceededError,
     check_tolerance,
+    close_interrupted_runs,
     failures_by_reason,
     feature_documents,
     quarantine_documents,
@@ -89,3 +90,14 @@ def test_upserts_are_idempotent_and_fixed_tracks_leave_quarantine(mongo_db):
     assert release_from_quarantine(mongo_db, dataset="sample", track_ids=[5]) == 1
     remaining = mongo_db[Collection.QUARANTINE].find_one({}, {"_id": 0, "track_id": 1, "reason": 1})
     assert remaining == {"track_id": 8, "reason": "empty_file"}
+
+
+def test_a_new_run_closes_runs_left_running_by_a_killed_one(mongo_db):
+    mongo_db[Collection.ETL_RUNS].insert_many([
+        {"run_id": "killed", "status": "running"}, {"run_id": "done", "status": "success"},
+        {"run_id": "current", "status": "running"}])
+    assert close_interrupted_runs(mongo_db, "current", at=WHEN) == 1
+    runs = {r["run_id"]: r for r in mongo_db[Collection.ETL_RUNS].find()}
+    assert runs["killed"]["status"] == "interrupted" and "found by run current" in runs["killed"]["failure"]
+    assert runs["done"]["status"] == "success" and runs["current"]["status"] == "running"
+    assert close_interrupted_runs(mongo_db, "current", at=WHEN) == 0  # idempotent
