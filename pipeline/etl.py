@@ -236,7 +236,7 @@ def _catalog_ids(plan: dict) -> list[int]:
 # 6. load ---------------------------------------------------------------------------------
 def load(plan: dict, transform: dict, *, settings: Settings, run_id: str, loaded_at: datetime) -> dict:
     """Upsert features + embeddings, quarantine failures, close the run summary."""
-    began = time.monotonic()
+    began, began_wall = time.monotonic(), time.time()
     db = platform_db(settings)
     dataset = Dataset.from_params(plan["chunks"][0]["dataset"]) if plan["chunks"] else None
     features, failures = read_extraction(Path(plan["out_dir"]))
@@ -256,8 +256,7 @@ def load(plan: dict, transform: dict, *, settings: Settings, run_id: str, loaded
     submitted = (db[Collection.ETL_RUNS].find_one({"run_id": run_id}, {"transform_submitted_at": 1}) or {}).get(
         "transform_submitted_at")
     if submitted is not None:
-        load_started = time.time() - (time.monotonic() - began)
-        record_run(db, run_id, {"stage_seconds.transform": round(max(0.0, load_started - submitted), 3)})
+        record_run(db, run_id, {"stage_seconds.transform": round(max(0.0, began_wall - submitted), 3)})
     seconds = _timed(db, run_id, "load", began)
     record_run(db, run_id, {
         "counts.loaded": written, "counts.quarantined": quarantined, "counts.released": released,

@@ -396,6 +396,17 @@ class KafkaReadTask(InputPartition):
         self.ranges = list(ranges)
 
 
+def offset_ranges(topic: str, start: Mapping[int, int], end: Mapping[int, int]) -> list[KafkaOffsetRange]:
+    """The non-empty ``[start, end)`` range of each partition, in partition order. A partition
+    missing from ``start`` joined at ``end``: nothing to read yet."""
+    ranges = []
+    for partition, end_position in sorted(end.items()):
+        start_position = start.get(partition, end_position)
+        if end_position > start_position:
+            ranges.append(KafkaOffsetRange(topic, partition, start_position, end_position))
+    return ranges
+
+
 def plan_read_tasks(ranges: list[KafkaOffsetRange], *, records_per_task: int = RECORDS_PER_TASK) -> list[KafkaReadTask]:
     """One task for a batch of at most ``records_per_task`` records, else one per range."""
     if not ranges:
@@ -527,14 +538,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return None if self._last_available is None else to_spark_offset(self._last_available)
 
     def partitions(self, start: dict, end: dict) -> list[KafkaReadTask]:
-        start_positions = from_spark_offset(start)
-        ranges = []
-        for partition, end_position in from_spark_offset(end).items():
-            # A partition missing from start joined in this batch at ``end``: nothing to read yet.
-            start_position = start_positions.get(partition, end_position)
-            if end_position > start_position:
-                ranges.append(KafkaOffsetRange(self.options.topic, partition, start_position, end_position))
-        return plan_read_tasks(ranges)
+        return plan_read_tasks(offset_ranges(self.options.topic, from_spark_offset(start), from_spark_offset(end)))
 
     def read(self, partition: KafkaReadTask) -> Iterator[tuple]:
         for offset_range in partition.ranges:
@@ -584,14 +588,8 @@ class DriverBatchReader:
         start = logged_batch_offsets(self.checkpoint, batch_id - 1)
         if end is None or start is None:
             return None
-        rows: list[tuple] = []
-        for partition, end_position in sorted(end.items()):
-            # As ``partitions``: a partition missing from start joined at ``end``, nothing to read.
-            start_position = start.get(partition, end_position)
-            if end_position > start_position:
-                rows.extend(read_offset_range(
-                    self.options, KafkaOffsetRange(self.options.topic, partition, start_position, end_position)))
-        return rows
+        return [row for offset_range in offset_ranges(self.options.topic, start, end)
+                for row in read_offset_range(self.options, offset_range)]
 
 
 # --- one entry point for jobs ------------------------------------------------------------
@@ -616,6 +614,10 @@ def choose_kafka_source(spark: SparkSession, source: str = "auto") -> str:
     return source
 
 
+def _chosen_source(spark: SparkSession, settings: Settings, source: str | None) -> str:
+    return choose_kafka_source(spark, source or getattr(settings, "spark_kafka_source", "auto"))
+
+
 def read_kafka_stream(
     spark: SparkSession,
     settings: Settings,
@@ -633,7 +635,7 @@ def read_kafka_stream(
     """
     starting_offsets = check_starting_offsets(starting_offsets)
     max_offsets_per_trigger = check_max_offsets(max_offsets_per_trigger)
-    chosen = choose_kafka_source(spark, source or getattr(settings, "spark_kafka_source", "auto"))
+    chosen = _chosen_source(spark, settings, source)
     if chosen == "python":
         spark.dataSource.register(KafkaDataSource)
     reader = (
@@ -652,7 +654,6 @@ def driver_batch_reader(spark: SparkSession, settings: Settings, *, topic: str, 
                         source: str | None = None) -> DriverBatchReader | None:
     """A ``DriverBatchReader`` for the stream ``read_kafka_stream`` gives with the same
     arguments; None when that stream is the native source (its offsets are nested by topic)."""
-    chosen = choose_kafka_source(spark, source or getattr(settings, "spark_kafka_source", "auto"))
-    if chosen != "python":
+    if _chosen_source(spark, settings, source) != "python":
         return None
     return DriverBatchReader(KafkaSourceOptions(bootstrap_servers=settings.kafka_bootstrap, topic=topic), checkpoint)
