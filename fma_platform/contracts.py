@@ -54,11 +54,25 @@ class Collection(StrEnum):
     SIMULATED_LISTENERS = "simulated_listeners"
 
 
-# Model folders under ``settings.models_dir``; each holds ``<version>/`` folders and a
-# pointer file naming the version in use.
-FEATURE_TRANSFORM_MODELS = "feature_transform"  # pointer: CURRENT
-ALS_MODELS = "als"  # pointer: CHAMPION; <version>/user_factors.parquet, item_factors.parquet
-SIMILARITY_MODELS = "lsh"  # pointer: CURRENT
+class ModelFamily(StrEnum):
+    """Model folders under ``settings.models_dir``, each a ``fma_platform.model_store.ModelStore``."""
+
+    FEATURE_TRANSFORM = "feature_transform"  # scaler + PCA; pointer CURRENT (read by the stream too)
+    SIMILAR_TRACKS = "similar_tracks"  # the LSH index; pointer CURRENT
+    ALS = "als"  # user_factors.parquet + item_factors.parquet; pointer CHAMPION
+
+
+class Pointer(StrEnum):
+    """Named pointers of a model store: the version a family's readers use."""
+
+    CURRENT = "CURRENT"  # the newest published version
+    CHAMPION = "CHAMPION"  # the version that won the promotion rule
+
+
+# Transitional names (removed when the last job moves to ``ModelFamily``).
+FEATURE_TRANSFORM_MODELS = ModelFamily.FEATURE_TRANSFORM.value
+ALS_MODELS = ModelFamily.ALS.value
+SIMILARITY_MODELS = "lsh"
 
 
 def kafka_topics(settings) -> dict[str, int]:
