@@ -62,6 +62,11 @@ class ModelFamily(StrEnum):
     ALS = "als"  # user_factors.parquet + item_factors.parquet; pointer CHAMPION
 
 
+# Files of an ALS version (written by the training job, read by the stream).
+ALS_USER_FACTORS = "user_factors.parquet"  # user_id, features
+ALS_ITEM_FACTORS = "item_factors.parquet"  # track_id, features
+
+
 class Pointer(StrEnum):
     """Named pointers of a model store: the version a family's readers use."""
 
