@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from fma_platform.errors import PlatformError
+
 SCHEMA_VERSION = 1
 MAX_EVENT_BYTES = 4096
 # A play may rewind, so listened time can exceed the track length, but not by more than
@@ -59,7 +61,7 @@ class EventSource(StrEnum):
     SIMULATOR = "simulator"
 
 
-class InvalidEventError(ValueError):
+class InvalidEventError(PlatformError, ValueError):
     """A payload or a set of fields that breaks the listening-event contract.
 
     ``kind`` is one of ``ERROR_KINDS`` (for counting and quarantine), ``reason`` says what

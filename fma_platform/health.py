@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fma_platform.contracts import Collection, kafka_topics
+from fma_platform.errors import PlatformError
 from fma_platform.kafka import topic_partitions
 from fma_platform.mongo import platform_db
 from fma_platform.settings import Settings
 
 
-class ServiceUnavailableError(RuntimeError):
+class ServiceUnavailableError(PlatformError, RuntimeError):
     """A platform service did not answer or lacks what the platform needs."""
 
 

@@ -26,6 +26,7 @@ from enum import StrEnum
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from fma_platform.errors import PlatformError
 from fma_platform.events import ListeningEvent, encode_event, event_key, validate_event
 from fma_platform.settings import Settings
 
@@ -38,7 +39,7 @@ class ProducerState(StrEnum):
     CLOSED = "closed"
 
 
-class ProducerClosedError(RuntimeError):
+class ProducerClosedError(PlatformError, RuntimeError):
     """``send`` was called after ``close``."""
 
 
