@@ -26,6 +26,8 @@ from pathlib import Path, PurePosixPath
 import requests
 from tqdm import tqdm
 
+from audio_features.errors import AudioFeaturesError
+
 log = logging.getLogger(__name__)
 
 # SHA-1 checksums FMA publishes for its archives (README of github.com/mdeff/fma).
@@ -58,8 +60,8 @@ _SHA1 = re.compile(r"[0-9a-f]{40}")
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
 
-class AcquireError(Exception):
-    """Base class of the acquisition errors."""
+class AcquireError(AudioFeaturesError):
+    """An FMA archive could not be downloaded, verified or extracted."""
 
 
 class DownloadError(AcquireError):

@@ -1,4 +1,4 @@
-"""``python -m audio_features``: extract FMA features, or generate a synthetic sample.
+"""``python -m audio_features extract``: FMA's features for the tracks of a tracks.csv.
 
 Exit codes: 0 when the command finished (extraction may have recorded failures in
 ``failures.csv``); 2 when it could not run (bad arguments, unreadable metadata), with
@@ -12,11 +12,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from audio_features.errors import AudioFeaturesError
+
 EXIT_OK = 0
 EXIT_CANNOT_RUN = 2
 
 
-class CannotRun(Exception):
+class CannotRun(AudioFeaturesError):
     """The command cannot start; its message is the one-line reason for stderr."""
 
 
@@ -35,12 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--chunk-size", type=_positive_int, default=500, help="tracks per chunk (default 500)")
     extract.add_argument("--track-ids", type=int, nargs="+", metavar="ID", help="only these tracks (default: all)")
     extract.set_defaults(run=run_extract)
-
-    sample = commands.add_parser("sample", help="generate a small synthetic FMA-format sample")
-    sample.add_argument("--out", type=Path, required=True, help="output folder")
-    sample.add_argument("--tracks", type=_positive_int, default=100, help="number of tracks (default 100)")
-    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sample.set_defaults(run=run_sample)
     return parser
 
 
@@ -82,16 +78,6 @@ def read_track_durations(tracks_csv: Path) -> dict[int, float]:
     else:
         durations = [float("nan")] * len(ids)
     return dict(zip(ids.tolist(), map(float, durations)))
-
-
-def run_sample(args: argparse.Namespace) -> int:
-    try:
-        from audio_features.sample import generate_sample
-    except ImportError as exc:
-        raise CannotRun(f"sample generator unavailable: {exc}") from exc
-    generate_sample(args.out, n_tracks=args.tracks, seed=args.seed)
-    print(f"sample of {args.tracks} tracks written to {args.out}")
-    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

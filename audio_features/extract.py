@@ -37,6 +37,8 @@ from pathlib import Path
 import pandas as pd
 
 from audio_features.fma_schema import (
+    EXTRA_FEATURE_COLUMNS,
+    EXTRACT_SECONDS_COLUMN,
     FEATURES_HEADER_NAMES,
     FMA_CLIP_SECONDS,
     audio_path,
@@ -48,7 +50,6 @@ from fma_platform.files import write_atomic
 CHUNKS_DIRNAME = "chunks"
 FEATURES_CSV = "features.csv"
 FAILURES_CSV = "failures.csv"
-TIMING_COLUMN = "extract_seconds"
 REASON_WORKER_CRASH = "worker_crash"
 REASON_UNEXPECTED = "unexpected_error"
 REASON_MISSING_RESULT = "missing_result"
@@ -246,17 +247,17 @@ def numba_cache_lock():
 
 def extract_one(job: TrackJob) -> tuple[int, dict | None, str | None]:
     """``(track_id, record, None)`` or ``(track_id, None, reason)``; never raises."""
-    from audio_features.features import AudioFeatureError, extract_features
+    from audio_features.features import UnusableClipError, extract_features
 
     started = time.perf_counter()
     try:
         features = extract_features(job.path, expected_seconds=job.expected_seconds)
-    except AudioFeatureError as exc:
+    except UnusableClipError as exc:
         return job.track_id, None, exc.reason
     except Exception as exc:  # a bug or a library failure on one file: record, go on
         return job.track_id, None, f"{REASON_UNEXPECTED}: {type(exc).__name__}: {exc}"
     record = {"track_id": job.track_id, **features.as_record()}
-    record[TIMING_COLUMN] = time.perf_counter() - started
+    record[EXTRACT_SECONDS_COLUMN] = time.perf_counter() - started
     return job.track_id, record, None
 
 
@@ -365,10 +366,8 @@ def _collect(track_id, record, reason, records, failures, bar):
 
 
 def _write_chunk(index, records, failures, *, out_dir):
-    from audio_features.features import EXTRA_COLUMNS
-
     flat = [flat_feature_name(c) for c in feature_columns()]
-    columns = ["track_id", *flat, *EXTRA_COLUMNS, TIMING_COLUMN]
+    columns = ["track_id", *flat, *EXTRA_FEATURE_COLUMNS, EXTRACT_SECONDS_COLUMN]
     table = pd.DataFrame.from_records(records, columns=columns)
     table = table.astype({"track_id": "int64", "sample_rate": "int64", "analysis_sample_rate": "int64"})
     failure_table = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)).astype({"track_id": "int64"})

@@ -3,7 +3,7 @@
 The definition is FMA's ``features.py`` (Defferrard et al., 2017): decode mono at the
 file's own sample rate; zcr, CQT chromas, tonnetz, STFT chroma, rms ("rmse"), spectral
 shape and MFCC; each reduced over time to mean, std, skew, kurtosis, median, min, max.
-``tests/audio_features/reference_fma.py`` is that definition written plainly; this module
+:mod:`audio_features.reference` is that definition written plainly; this module
 returns the same numbers (see the parity test for the bounds) several times faster:
 
 - the audio is decoded once and the magnitude STFT is computed once and shared;
@@ -43,19 +43,20 @@ import scipy.sparse
 import soundfile as sf
 from librosa.core.pitch import _parabolic_interpolation
 
+from audio_features.errors import AudioFeaturesError
 from audio_features.fma_schema import (
+    EXTRA_FEATURE_COLUMNS,
     FEATURE_SIZES,
     FEATURE_STATISTICS,
     FMA_CQT_BINS,
     FMA_HOP_LENGTH,
+    FMA_IMPLICIT_SR,
     FMA_N_FFT,
     feature_columns,
     flat_feature_name,
 )
 from fma_platform.errors import ReasonedError
 
-# librosa's default rate, which FMA's calls without ``sr`` implicitly used.
-FMA_IMPLICIT_SR = 22050
 # Clips whose rate is too low for an 84-bin CQT from C1 are analysed at this rate.
 FALLBACK_ANALYSIS_SR = 22050
 CQT_BINS_PER_OCTAVE = 12
@@ -67,12 +68,8 @@ SILENCE_PEAK = 1e-4
 # Samples per block of STFT frames (float64): 256 kB, a fraction of a core's L2 cache.
 STFT_BLOCK_SAMPLES = 32768
 
-EXTRA_COLUMNS: tuple[str, ...] = (
-    "duration_seconds", "sample_rate", "analysis_sample_rate", "tempo_bpm",
-)
 
-
-class AudioFeatureError(ReasonedError):
+class UnusableClipError(AudioFeaturesError, ReasonedError):
     """A clip that cannot give FMA features; ``reason`` is one of the ``REASON_*`` codes."""
 
 
@@ -97,14 +94,9 @@ class TrackFeatures:
     tempo_bpm: float
 
     def as_record(self) -> dict[str, float]:
-        """Flat ``{name: value}``: the 518 flat feature names, then ``EXTRA_COLUMNS``."""
+        """Flat ``{name: value}``: the 518 flat feature names, then ``EXTRA_FEATURE_COLUMNS``."""
         record = dict(zip(FLAT_FEATURE_NAMES, self.values.tolist()))
-        record.update(
-            duration_seconds=self.duration_seconds,
-            sample_rate=self.sample_rate,
-            analysis_sample_rate=self.analysis_sample_rate,
-            tempo_bpm=self.tempo_bpm,
-        )
+        record.update((name, getattr(self, name)) for name in EXTRA_FEATURE_COLUMNS)
         return record
 
 
@@ -127,7 +119,7 @@ def extract_features(
     path : Path or str
         Audio file (any format libsndfile reads: MP3, WAV, FLAC, OGG).
     min_seconds : float
-        Shorter decoded audio raises ``AudioFeatureError(reason="too_short")``.
+        Shorter decoded audio raises ``UnusableClipError(reason="too_short")``.
     expected_seconds : float or None
         Duration the catalogue promises (FMA: ``min(track.duration, 30)``). Decoded audio
         under ``min_expected_fraction`` of it raises ``reason="truncated"``.
@@ -146,45 +138,45 @@ def extract_features(
     y, sr = load_audio(path)
     duration = y.shape[-1] / sr
     if duration < min_seconds:
-        raise AudioFeatureError(
+        raise UnusableClipError(
             REASON_TOO_SHORT, f"{duration:.2f} s decoded, minimum {min_seconds:g} s"
         )
     if expected_seconds is not None and duration < min_expected_fraction * expected_seconds:
-        raise AudioFeatureError(
+        raise UnusableClipError(
             REASON_TRUNCATED, f"{duration:.2f} s decoded, {expected_seconds:g} s expected"
         )
     if not allow_silence and float(np.max(np.abs(y))) < SILENCE_PEAK:
-        raise AudioFeatureError(REASON_SILENT, "peak below -80 dBFS")
+        raise UnusableClipError(REASON_SILENT, "peak below -80 dBFS")
     return compute_features(y, sr=sr, tempo=tempo)
 
 
 def load_audio(path: Path | str) -> tuple[np.ndarray, int]:
     """Decode ``path`` to mono float32 at its own rate, as ``librosa.load(sr=None)`` does.
 
-    Raises ``AudioFeatureError`` (missing, empty, not audio, corrupt, no samples)
+    Raises ``UnusableClipError`` (missing, empty, not audio, corrupt, no samples)
     instead of librosa's fallback to audioread.
     """
     path = Path(path)
     if not path.is_file():
-        raise AudioFeatureError(REASON_MISSING_FILE, str(path))
+        raise UnusableClipError(REASON_MISSING_FILE, str(path))
     if path.stat().st_size == 0:
-        raise AudioFeatureError(REASON_EMPTY_FILE, str(path))
+        raise UnusableClipError(REASON_EMPTY_FILE, str(path))
     try:
         audio = sf.SoundFile(path)
     except (sf.SoundFileError, RuntimeError) as exc:  # no decoder recognises the header
-        raise AudioFeatureError(REASON_NOT_AUDIO, str(exc)) from exc
+        raise UnusableClipError(REASON_NOT_AUDIO, str(exc)) from exc
     try:
         with audio:
             sr = audio.samplerate
             y = audio.read(dtype=np.float32, always_2d=False).T
     except (sf.SoundFileError, RuntimeError, ValueError) as exc:  # opened, then failed
-        raise AudioFeatureError(REASON_CORRUPT_AUDIO, str(exc)) from exc
+        raise UnusableClipError(REASON_CORRUPT_AUDIO, str(exc)) from exc
     if y.ndim > 1:
         y = _mix_to_mono(y)
     if y.size == 0:
-        raise AudioFeatureError(REASON_NO_AUDIO, "0 samples decoded")
+        raise UnusableClipError(REASON_NO_AUDIO, "0 samples decoded")
     if not np.all(np.isfinite(y)):
-        raise AudioFeatureError(REASON_CORRUPT_AUDIO, "non-finite samples decoded")
+        raise UnusableClipError(REASON_CORRUPT_AUDIO, "non-finite samples decoded")
     return y, int(sr)
 
 
@@ -223,7 +215,7 @@ def compute_features(y: np.ndarray, *, sr: int, tempo: bool = True) -> TrackFeat
     """
     y = np.ascontiguousarray(y, dtype=np.float32)
     if y.ndim != 1 or y.size < FMA_N_FFT:
-        raise AudioFeatureError(REASON_TOO_SHORT, f"need a mono signal of >= {FMA_N_FFT} samples")
+        raise UnusableClipError(REASON_TOO_SHORT, f"need a mono signal of >= {FMA_N_FFT} samples")
     analysis_sr = sr
     if not _cqt_fits(sr):
         y = librosa.resample(y, orig_sr=sr, target_sr=FALLBACK_ANALYSIS_SR, res_type="soxr_hq")
@@ -438,7 +430,7 @@ def _estimate_tuning(spectrum: np.ndarray, *, sr: float, column_max: np.ndarray 
     fft_freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
     in_band = np.flatnonzero((fft_freqs >= 150.0) & (fft_freqs < min(4000.0, sr / 2)))
     if in_band.size == 0 or in_band[0] < 1 or in_band[-1] + 2 > spectrum.shape[0]:
-        raise AudioFeatureError(REASON_TOO_SHORT, f"no pitch band at sr={sr}")
+        raise UnusableClipError(REASON_TOO_SHORT, f"no pitch band at sr={sr}")
     lo = in_band[0] - 1
     band = spectrum[lo : in_band[-1] + 2]
     if column_max is None:

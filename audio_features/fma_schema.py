@@ -1,8 +1,10 @@
-"""Facts about FMA's published formats that every part of the data layer shares.
+"""FMA's published formats, and the columns our extractor adds: names every layer shares.
 
 Sources: the FMA paper (Defferrard et al., ISMIR 2017) and its repository's ``utils.py``
-and ``features.py``. The sample generator writes these formats and the loaders read them,
-so a real ``fma_metadata`` folder and the synthetic sample are interchangeable.
+and ``features.py``. The loaders read these formats and the synthetic sample
+(``fma_sample``) writes them, so a real ``fma_metadata`` folder and the sample are
+interchangeable. Plain constants only (no numpy, pandas or librosa), so any layer can
+import them cheaply.
 """
 
 from __future__ import annotations
@@ -76,10 +78,24 @@ FEATURE_SIZES: dict[str, int] = {
 FEATURE_STATISTICS: tuple[str, ...] = ("mean", "std", "skew", "kurtosis", "median", "min", "max")
 FEATURES_HEADER_NAMES: tuple[str, str, str] = ("feature", "statistics", "number")
 
+# Columns the extractor adds to FMA's 518 in every features table it writes (chunk
+# Parquet files, then MongoDB ``track_features``): the decoded clip's length and sample
+# rate, the rate it was analysed at (lower-rate clips are resampled for the CQT) and the
+# estimated tempo (NaN when not estimated, 0 when no onsets were found).
+EXTRA_FEATURE_COLUMNS: tuple[str, ...] = (
+    "duration_seconds", "sample_rate", "analysis_sample_rate", "tempo_bpm",
+)
+# Seconds the extractor spent on one track, beside the extras in its output tables.
+EXTRACT_SECONDS_COLUMN = "extract_seconds"
+
 # Extraction parameters FMA used: file's own sample rate, mono.
 FMA_N_FFT = 2048
 FMA_HOP_LENGTH = 512
 FMA_CQT_BINS = 84  # 7 octaves x 12 bins
+# FMA's code called chroma_stft and the spectral features without ``sr``, so librosa's
+# default rate fixes their frequency axes whatever the file's rate (centroid, bandwidth
+# and rolloff are then at most 11,025 Hz).
+FMA_IMPLICIT_SR = 22050
 FMA_CLIP_SECONDS = 30.0
 FMA_LARGE_TRACKS = 106_574
 

@@ -12,13 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from audio_features.errors import AudioFeaturesError
 from audio_features.fma_schema import audio_path
 
 _FOLDER = re.compile(r"[0-9]{3}")
 _CLIP = re.compile(r"([0-9]{6})\.mp3")
 
 
-class AudioDirError(Exception):
+class AudioDirError(AudioFeaturesError):
     """The audio folder to scan does not exist or is not a folder."""
 
 

@@ -26,6 +26,7 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
+from audio_features.errors import AudioFeaturesError
 from audio_features.fma_schema import (
     FEATURES_HEADER_NAMES,
     GENRES_COLUMNS,
@@ -78,8 +79,8 @@ CATALOG_FIELDS: tuple[str, ...] = (
 )
 
 
-class MetadataError(Exception):
-    """Base class of the metadata layer's errors."""
+class MetadataError(AudioFeaturesError):
+    """A metadata file or genre table the loaders cannot use."""
 
 
 class MetadataFileError(MetadataError):

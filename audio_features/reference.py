@@ -1,8 +1,10 @@
-"""FMA's feature definition, written plainly: the yardstick for ``audio_features.features``.
+"""FMA's feature definition, written plainly: the yardstick for :mod:`audio_features.features`.
 
 Straight from FMA's ``features.py`` (Defferrard et al., 2017), on librosa 0.11 names
 (``rmse`` is ``librosa.feature.rms``). No sharing, no shortcuts: every call recomputes
-what it needs, exactly as the original did. Used by the parity tests and the benchmark.
+what it needs, exactly as the original did (the CQT shape assertion included). The
+parity tests hold the fast extractor to it, and ``benchmarks/bench_extractor.py``
+times both; it is several times slower, so the pipeline never calls it.
 """
 
 from __future__ import annotations

@@ -29,8 +29,6 @@ for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.audio_features.reference_fma
-
 
 def make_clips(out_dir: Path, *, n_clips: int, seconds: float = 30.0, sr: int = 44100) -> list[Path]:
     """Realistic-ish 30 s stereo MP3s: chord progression, bass, drums, noise."""
@@ -64,13 +62,13 @@ def make_clips(out_dir: Path, *, n_clips: int, seconds: float = 30.0, sr: int = 
 def usable_clips(clips: list[Path]) -> list[Path]:
     """The clips our extractor accepts; the rejected ones (FMA-like bad audio in a
     sample directory) are listed with their reason and left out of both sides."""
-    from audio_features.features import AudioFeatureError, load_audio
+    from audio_features.features import UnusableClipError, load_audio
 
     usable = []
     for clip in clips:
         try:
             load_audio(clip)
-        except AudioFeatureError as error:
+        except UnusableClipError as error:
             print(f"skipped {clip}: {error.reason}", file=sys.stderr)
         else:
             usable.append(clip)
@@ -89,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     threadpool_limits(1)
     from audio_features.features import extract_features
     from audio_features.fma_schema import FMA_LARGE_TRACKS
-    from tests.audio_features.reference_fma import reference_features
+    from audio_features.reference import reference_features
 
     with tempfile.TemporaryDirectory() as tmp:
         clips = sorted(args.audio_dir.rglob("*.mp3")) if args.audio_dir else make_clips(Path(tmp), n_clips=args.clips)

@@ -26,10 +26,12 @@ def write_tracks_csv(path: Path, durations: dict[int, float]) -> Path:
     return path
 
 
-def test_help_lists_both_commands():
+def test_help_lists_the_extract_command_only():
     result = run_module("--help")
     assert result.returncode == 0
-    assert "extract" in result.stdout and "sample" in result.stdout
+    assert "extract" in result.stdout
+    assert "sample" not in result.stdout  # the synthetic sample is ``python -m fma_sample``
+    assert run_module("sample", "--out", "x").returncode == 2
 
 
 def test_unreadable_metadata_exits_2_with_one_line_reason(tmp_path):
@@ -60,11 +62,3 @@ def test_extract_finishes_with_exit_0_despite_failures(tmp_path, capsys):
     assert features.index.tolist() == [2] and features.shape[1] == 518
     assert pd.read_csv(out / "failures.csv").to_dict("records") == [{"track_id": 3, "reason": "missing_file"}]
 
-
-def test_sample_delegates_to_the_generator(tmp_path, monkeypatch):
-    import audio_features.sample as sample
-
-    calls = []
-    monkeypatch.setattr(sample, "generate_sample", lambda out, **kw: calls.append((out, kw)))
-    assert cli.main(["sample", "--out", str(tmp_path), "--tracks", "7", "--seed", "3"]) == 0
-    assert calls == [(tmp_path, {"n_tracks": 7, "seed": 3})]

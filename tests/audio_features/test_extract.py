@@ -14,8 +14,13 @@ import pandas as pd
 import pytest
 
 from audio_features import extract as X
-from audio_features.features import EXTRA_COLUMNS
-from audio_features.fma_schema import audio_path, feature_columns, flat_feature_name
+from audio_features.fma_schema import (
+    EXTRA_FEATURE_COLUMNS,
+    EXTRACT_SECONDS_COLUMN,
+    audio_path,
+    feature_columns,
+    flat_feature_name,
+)
 from tests.audio_features.test_features import write_clip
 
 GOOD = (2, 3, 5)  # 2 s music clips
@@ -87,8 +92,8 @@ def test_run_writes_fma_features_failures_and_resumes(audio_dir, tmp_path):
 
     chunk = pd.read_parquet(X.chunk_path(out, 0))
     assert list(chunk.columns) == ["track_id", *map(flat_feature_name, feature_columns()),
-                                   *EXTRA_COLUMNS, X.TIMING_COLUMN]
-    assert (chunk[X.TIMING_COLUMN] > 0).all()
+                                   *EXTRA_FEATURE_COLUMNS, EXTRACT_SECONDS_COLUMN]
+    assert (chunk[EXTRACT_SECONDS_COLUMN] > 0).all()
     chunks = [pd.read_parquet(p) for p in sorted((out / "chunks").glob("*.parquet"))]
     odd = pd.concat([c for c in chunks if not c.empty]).set_index("track_id")
     assert odd.loc[10, "sample_rate"] == 8000 and odd.loc[11, "sample_rate"] == 22050
@@ -137,7 +142,7 @@ def _fake_record(track_id: int) -> dict:
     from audio_features.features import FLAT_FEATURE_NAMES
 
     return {"track_id": track_id, **dict.fromkeys(FLAT_FEATURE_NAMES, 0.5), "duration_seconds": 2.0,
-            "sample_rate": 22050, "analysis_sample_rate": 22050, "tempo_bpm": 120.0, X.TIMING_COLUMN: 0.1}
+            "sample_rate": 22050, "analysis_sample_rate": 22050, "tempo_bpm": 120.0, EXTRACT_SECONDS_COLUMN: 0.1}
 
 
 def test_a_track_with_no_outcome_becomes_a_failure_record(tmp_path, monkeypatch):

@@ -263,8 +263,8 @@ def test_record_quality_upserts_one_document_per_run_and_suite(clean_features, g
 @pytest.mark.slow
 def test_constants_match_the_extractor():
     """quality.py copies two extractor constants to avoid importing librosa; keep them equal."""
-    from audio_features.features import EXTRA_COLUMNS, FMA_IMPLICIT_SR
+    from audio_features.fma_schema import EXTRA_FEATURE_COLUMNS, FMA_IMPLICIT_SR
     from pipeline import quality
 
-    assert quality.EXTRA_COLUMNS == EXTRA_COLUMNS
+    assert quality.EXTRA_COLUMNS == EXTRA_FEATURE_COLUMNS
     assert quality.SPECTRAL_AXIS_NYQUIST_HZ == FMA_IMPLICIT_SR / 2
