@@ -1,8 +1,10 @@
 """spark-submit entrypoint that proves Spark runs: ``spark-submit spark_jobs/check_spark.py``.
 
 Runs a small distributed aggregation and prints one JSON line with the Spark version,
-master, parallelism and the aggregation's result, so a DAG or a person can check the
-installation end to end (JVM, Python workers, shuffle).
+master, parallelism, the aggregation's result and the endpoints the job was given (MongoDB
+database, Kafka bootstrap servers; never credentials), so a DAG or a person can check the
+installation end to end (JVM, Python workers, shuffle) and that Spark jobs see the same
+endpoints as the tasks.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import sys
 
 from pyspark.sql import DataFrame, functions as F
 
+from fma_platform.settings import get_settings
 from spark_jobs.session import spark_session
 
 
 def residue_counts(numbers: DataFrame, *, modulus: int) -> DataFrame:
-    """How many of ``numbers.n`` fall in each residue class modulo ``modulus``."""
+    """How many of ``numbers.id`` fall in each residue class modulo ``modulus``."""
     return numbers.groupBy((F.col("id") % modulus).alias("residue")).count().orderBy("residue")
 
 
@@ -26,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--modulus", type=int, default=7)
     args = parser.parse_args(argv)
-    spark = spark_session("check-spark")
+    settings = get_settings()
+    spark = spark_session("check-spark", settings=settings)
     try:
         counts = residue_counts(spark.range(args.rows), modulus=args.modulus).collect()
         report = {
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             "default_parallelism": spark.sparkContext.defaultParallelism,
             "rows": sum(row["count"] for row in counts),
             "residues": len(counts),
+            "mongo_db": settings.mongo_db,
+            "kafka_bootstrap": settings.kafka_bootstrap,
         }
         print(json.dumps(report))
     finally:
