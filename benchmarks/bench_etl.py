@@ -16,11 +16,11 @@ import time
 from datetime import datetime, timezone
 
 from fma_platform.contracts import Collection
-from fma_platform.mongo import platform_db
+from fma_platform.mongo import platform_db, upsert_by
 from fma_platform.settings import get_settings
 from infra.airflow_api import AirflowApi
-from pipeline.load import upsert_by
 
+SCRATCH = "bench_load_scratch"
 
 
 def run_dag(api: AirflowApi, conf: dict) -> str:
@@ -43,11 +43,10 @@ def task_seconds(api: AirflowApi, run_id: str) -> dict[str, float]:
 
 def load_rate(db, documents: list[dict]) -> tuple[float, float]:
     """Documents/s of the bulk upsert and of one replace_one per document, same documents."""
-    scratch = db["bench_load_scratch"]
+    scratch = db[SCRATCH]
     scratch.drop()
     began = time.perf_counter()
-    upsert_by(db, "bench_load_scratch", ({k: v for k, v in d.items() if k != "_id"} for d in documents),
-              keys=("track_id",))
+    upsert_by(scratch, ({k: v for k, v in d.items() if k != "_id"} for d in documents), keys=("track_id",))
     bulk = len(documents) / (time.perf_counter() - began)
     scratch.drop()
     began = time.perf_counter()

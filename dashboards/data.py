@@ -13,11 +13,9 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from audio_features.fma_schema import TOP_LEVEL_GENRES
+from fma_platform.catalogue import POPULARITY_ORDER, TRACK_PROJECTION, search_tracks
 from fma_platform.contracts import Collection
 from fma_platform.events import EventType
-from pipeline.catalog import search_tracks
-
-TRACK_FIELDS = {"_id": 0, "search_terms": 0}
 
 
 class RecommendationSource(StrEnum):
@@ -50,7 +48,7 @@ def search_catalogue(db: Database, query: str, *, genre_id: int | None = None, l
 
 def tracks_by_id(db: Database, track_ids: list[int]) -> dict[int, dict]:
     """Catalogue documents of ``track_ids`` that exist (missing ids are left out)."""
-    cursor = db[Collection.TRACKS].find({"track_id": {"$in": [int(t) for t in track_ids]}}, TRACK_FIELDS)
+    cursor = db[Collection.TRACKS].find({"track_id": {"$in": [int(t) for t in track_ids]}}, TRACK_PROJECTION)
     return {doc["track_id"]: doc for doc in cursor}
 
 
@@ -70,8 +68,7 @@ def popular_in_genres(db: Database, genres: list[int], *, exclude: set[int], lim
     """Most listened tracks of ``genres`` (all genres when none), as recommendations."""
     selector = {"top_genre_id": {"$in": list(genres)}} if genres else {}
     selector["track_id"] = {"$nin": sorted(exclude)}
-    cursor = db[Collection.TRACKS].find(selector, TRACK_FIELDS).sort(
-        [("listens", DESCENDING), ("track_id", ASCENDING)]).limit(limit)
+    cursor = db[Collection.TRACKS].find(selector, TRACK_PROJECTION).sort(POPULARITY_ORDER).limit(limit)
     return [
         Recommendation(track=doc, score=None,
                        reason=f"popular in {doc.get('top_genre_title') or genre_title(doc.get('top_genre_id'))}, "

@@ -1,1 +1,1 @@
-"""Step functions of the platform's DAGs: importable, Airflow-free."""
+"""Step functions of the platform's DAGs: importable, Airflow-free (errors: ``pipeline.errors``)."""

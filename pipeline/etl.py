@@ -1,8 +1,8 @@
 """The ETL DAG's steps as plain functions: each DAG task calls exactly one of them.
 
 Files of a run live under ``STATE/etl/<dataset>/<snapshot>/`` where the snapshot id is
-a hash of the catalog's track ids and the chunk size: a re-run over the same catalog
-finds its chunks already extracted and skips them; a changed catalog gets a new folder.
+a hash of the catalogue's track ids and the chunk size: a re-run over the same catalogue
+finds its chunks already extracted and skips them; a changed catalogue gets a new folder.
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from fma_platform.contracts import Collection
-from fma_platform.mongo import platform_db
+from fma_platform.catalogue import TRACK_PROJECTION
+from fma_platform.contracts import Collection, ModelFamily
+from fma_platform.mongo import platform_db, upsert_by
 from fma_platform.settings import Settings
-from pipeline.catalog import read_catalog, upsert_catalog
+from pipeline.catalogue import read_catalogue, upsert_catalogue
 from pipeline.datasets import Dataset, acquire_dataset, resolve_dataset
+from pipeline.errors import PipelineError
 from pipeline.load import (
     check_tolerance,
     close_interrupted_runs,
@@ -30,10 +33,11 @@ from pipeline.load import (
     failures_by_reason,
     feature_documents,
     quarantine_documents,
-    record_run,
     release_from_quarantine,
-    upsert_by,
+    update_etl_run,
 )
+
+QUARANTINE_KEYS = ("dataset", "track_id", "stage")
 
 
 def snapshot_dir(settings: Settings, dataset: str, snapshot_id: str) -> Path:
@@ -47,7 +51,7 @@ def snapshot_id_of(track_ids: list[int], *, chunk_size: int) -> str:
 
 def _timed(db, run_id: str, stage: str, started: float) -> float:
     seconds = round(time.monotonic() - started, 3)
-    record_run(db, run_id, {f"stage_seconds.{stage}": seconds})
+    update_etl_run(db, run_id, {f"stage_seconds.{stage}": seconds})
     return seconds
 
 
@@ -67,7 +71,7 @@ def acquire(params: dict, *, settings: Settings, run_id: str, started_at: dateti
     db = platform_db(settings)
     ensure_load_indexes(db)
     close_interrupted_runs(db, run_id, at=started_at)
-    record_run(db, run_id, {
+    update_etl_run(db, run_id, {
         "run_id": run_id, "dataset": dataset.name, "synthetic": dataset.synthetic,
         "params": params, "started_at": started_at, "status": "running",
     })
@@ -75,29 +79,30 @@ def acquire(params: dict, *, settings: Settings, run_id: str, started_at: dateti
     return {"dataset": dataset.to_params(), "acquired": outcome}
 
 
-# 2. catalog ------------------------------------------------------------------------------
+# 2. catalogue ----------------------------------------------------------------------------
+# The DAG's task (and so the stage in ``stage_seconds`` and ``counts``) is named "catalog".
 def catalog(dataset_params: dict, *, settings: Settings, run_id: str, recorded_at: datetime) -> dict:
     """Upsert track metadata into ``tracks``; quarantine unreadable metadata rows."""
     began = time.monotonic()
     dataset = Dataset.from_params(dataset_params)
-    table = read_catalog(dataset)
+    table = read_catalogue(dataset)
     db = platform_db(settings)
-    counts = upsert_catalog(db, table.documents)
+    upserted = upsert_catalogue(db, table.documents)
     bad_rows = [
         {"track_id": p.track_id, "stage": "metadata", "reason": f"malformed_row: line {p.line}: {p.reason}"}
         for p in table.problems
     ]
-    upsert_by(db, Collection.QUARANTINE,
+    upsert_by(db[Collection.QUARANTINE],
               quarantine_documents(bad_rows, dataset=dataset.name, run_id=run_id, recorded_at=recorded_at),
-              keys=("dataset", "track_id", "stage"))
-    record_run(db, run_id, {"counts.catalog": len(table.documents), "counts.metadata_problems": len(bad_rows)})
+              keys=QUARANTINE_KEYS)
+    update_etl_run(db, run_id, {"counts.catalog": len(table.documents), "counts.metadata_problems": len(bad_rows)})
     _timed(db, run_id, "catalog", began)
-    return {"track_ids": table.track_ids, "upserts": counts, "metadata_problems": len(bad_rows)}
+    return {"track_ids": table.track_ids, "upserts": asdict(upserted), "metadata_problems": len(bad_rows)}
 
 
 # 3. plan + extract -----------------------------------------------------------------------
 def plan_chunks(dataset_params: dict, track_ids: list[int], *, settings: Settings, chunk_size: int) -> dict:
-    """Split the catalog into chunks; each becomes one mapped extraction task."""
+    """Split the catalogue into chunks; each becomes one mapped extraction task."""
     from audio_features.extract import plan_chunks as split
 
     dataset = Dataset.from_params(dataset_params)
@@ -153,7 +158,7 @@ def _run_streaming_output(command: list[str], *, env: dict[str, str]) -> tuple[i
     return child.returncode, last
 
 
-class ExtractionRunError(RuntimeError):
+class ExtractionRunError(PipelineError):
     """The extractor could not run on a chunk (not a bad track: those are failure records)."""
 
 
@@ -179,39 +184,40 @@ def read_extraction(out_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
 
 
 # 4. validate -----------------------------------------------------------------------------
-def validate(plan: dict, catalog_count: int, *, settings: Settings, run_id: str, max_failure_fraction: float,
+def validate(plan: dict, catalogue_count: int, *, settings: Settings, run_id: str, max_failure_fraction: float,
              validated_at: datetime, chunk_results: list[dict] | None = None) -> dict:
-    """Tolerance check, then the Great Expectations gate on features and catalog.
+    """Tolerance check, then the Great Expectations gates on features and catalogue.
 
     ``chunk_results`` (what the extraction tasks returned) give the run's extract time:
     the sum of the chunks' seconds (chunks run one after another).
     """
-    from pipeline.quality import record_quality, require_success, validate_catalog, validate_features
+    from pipeline.quality import record_quality, require_success, validate_catalogue, validate_features
 
     began = time.monotonic()
     db = platform_db(settings)
     if chunk_results:
-        record_run(db, run_id, {"stage_seconds.extract": round(sum(float(c["seconds"]) for c in chunk_results), 3),
+        update_etl_run(db, run_id, {"stage_seconds.extract": round(sum(float(c["seconds"]) for c in chunk_results), 3),
                                 "chunks": len(plan["chunks"]), "chunks_extracted": len(chunk_results)})
     features, failures = read_extraction(Path(plan["out_dir"]))
-    failures += unaccounted_tracks(_catalog_ids(plan), features, failures)
-    record_run(db, run_id, {"counts.extracted": len(features), "counts.extract_failed": len(failures),
+    failures += unaccounted_tracks(_catalogue_ids(plan), features, failures)
+    update_etl_run(db, run_id, {"counts.extracted": len(features), "counts.extract_failed": len(failures),
                             "failures_by_reason": failures_by_reason(failures)})
-    check_tolerance(failed=failures, total=catalog_count, max_failure_fraction=max_failure_fraction)
+    check_tolerance(failed=failures, total=catalogue_count, max_failure_fraction=max_failure_fraction)
     gx_dir = settings.state_dir / "gx"
-    expected_ids = set(_catalog_ids(plan)) - {f["track_id"] for f in failures}
+    expected_ids = set(_catalogue_ids(plan)) - {f["track_id"] for f in failures}
     feature_report = validate_features(features, expected_track_ids=expected_ids, context_dir=gx_dir,
                                        run_id=run_id, validated_at=validated_at)
-    catalog_frame = pd.DataFrame(list(db[Collection.TRACKS].find(
-        {"track_id": {"$in": _catalog_ids(plan)}}, {"_id": 0, "search_terms": 0})))
-    catalog_report = validate_catalog(catalog_frame, context_dir=gx_dir, run_id=run_id, validated_at=validated_at)
+    catalogue_frame = pd.DataFrame(list(db[Collection.TRACKS].find(
+        {"track_id": {"$in": _catalogue_ids(plan)}}, TRACK_PROJECTION)))
+    catalogue_report = validate_catalogue(catalogue_frame, context_dir=gx_dir, run_id=run_id,
+                                          validated_at=validated_at)
     summaries = []
-    for report in (feature_report, catalog_report):
+    for report in (feature_report, catalogue_report):
         record_quality(db, report, run_id=run_id, validated_at=validated_at)
         summaries.append(report.to_document(run_id))
-    record_run(db, run_id, {"quality": {r.suite: r.success for r in (feature_report, catalog_report)}})
+    update_etl_run(db, run_id, {"quality": {r.suite: r.success for r in (feature_report, catalogue_report)}})
     _timed(db, run_id, "validate", began)
-    for report in (feature_report, catalog_report):
+    for report in (feature_report, catalogue_report):
         require_success(report)
     return {"suites": [s["suite"] for s in summaries], "success": True}
 
@@ -226,10 +232,10 @@ def unaccounted_tracks(track_ids: list[int], features: pd.DataFrame, failures: l
 
 def mark_run_failed(settings: Settings, run_id: str, reason: str) -> None:
     """Record why the run stopped (shown to analysts next to the run)."""
-    record_run(platform_db(settings), run_id, {"status": "failed", "failure": reason})
+    update_etl_run(platform_db(settings), run_id, {"status": "failed", "failure": reason})
 
 
-def _catalog_ids(plan: dict) -> list[int]:
+def _catalogue_ids(plan: dict) -> list[int]:
     return [t for chunk in plan["chunks"] for t in chunk["track_ids"]]
 
 
@@ -240,25 +246,25 @@ def load(plan: dict, transform: dict, *, settings: Settings, run_id: str, loaded
     db = platform_db(settings)
     dataset = Dataset.from_params(plan["chunks"][0]["dataset"]) if plan["chunks"] else None
     features, failures = read_extraction(Path(plan["out_dir"]))
-    failures += unaccounted_tracks(_catalog_ids(plan), features, failures)
+    failures += unaccounted_tracks(_catalogue_ids(plan), features, failures)
     embeddings = pd.read_parquet(transform["embeddings_path"])
     written = upsert_by(
-        db, Collection.TRACK_FEATURES,
+        db[Collection.TRACK_FEATURES],
         feature_documents(features, embeddings, run_id=run_id, model_version=transform["model_version"],
                           loaded_at=loaded_at),
         keys=("track_id",),
-    )
+    ).written
     name = dataset.name if dataset else "unknown"
     released = release_from_quarantine(db, dataset=name, track_ids=features["track_id"].astype(int).tolist())
-    quarantined = upsert_by(db, Collection.QUARANTINE,
+    quarantined = upsert_by(db[Collection.QUARANTINE],
                             quarantine_documents(failures, dataset=name, run_id=run_id, recorded_at=loaded_at),
-                            keys=("dataset", "track_id", "stage"))
+                            keys=QUARANTINE_KEYS).written
     submitted = (db[Collection.ETL_RUNS].find_one({"run_id": run_id}, {"transform_submitted_at": 1}) or {}).get(
         "transform_submitted_at")
     if submitted is not None:
-        record_run(db, run_id, {"stage_seconds.transform": round(max(0.0, began_wall - submitted), 3)})
+        update_etl_run(db, run_id, {"stage_seconds.transform": round(max(0.0, began_wall - submitted), 3)})
     seconds = _timed(db, run_id, "load", began)
-    record_run(db, run_id, {
+    update_etl_run(db, run_id, {
         "counts.loaded": written, "counts.quarantined": quarantined, "counts.released": released,
         "model_version": transform["model_version"], "load_docs_per_second": round(written / max(seconds, 1e-6), 1),
         "status": "success", "finished_at": loaded_at,
@@ -275,14 +281,14 @@ def transform_plan(plan: dict, *, settings: Settings, k: int, run_id: str | None
     included).
     """
     if run_id is not None:
-        record_run(platform_db(settings), run_id, {"transform_submitted_at": time.time()})
+        update_etl_run(platform_db(settings), run_id, {"transform_submitted_at": time.time()})
     from audio_features.extract import CHUNKS_DIRNAME
 
     out_dir = Path(plan["out_dir"])
     dataset = plan["chunks"][0]["dataset"]["name"] if plan["chunks"] else "empty"
     version = f"{dataset}-{plan['snapshot_id']}-k{k}"
     embeddings = out_dir / f"embeddings-k{k}.parquet"
-    model_dir = settings.models_dir / "feature_transform"
+    model_dir = settings.models_dir / str(ModelFamily.FEATURE_TRANSFORM)
     return {
         "model_version": version,
         "embeddings_path": str(embeddings),

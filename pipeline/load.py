@@ -11,20 +11,30 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 import pandas as pd
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING
 from pymongo.database import Database
 
-from audio_features.fma_schema import feature_columns, flat_feature_name
+from audio_features.fma_schema import (
+    EXTRA_FEATURE_COLUMNS,
+    EXTRACT_SECONDS_COLUMN,
+    feature_columns,
+    flat_feature_name,
+)
 from fma_platform.contracts import Collection
+from fma_platform.mongo import upsert_by as upsert_documents
+from pipeline.errors import PipelineError
 
 FEATURE_NAMES: tuple[str, ...] = tuple(flat_feature_name(c) for c in feature_columns())
-EXTRA_NAMES: tuple[str, ...] = (
-    "duration_seconds", "sample_rate", "analysis_sample_rate", "tempo_bpm", "extract_seconds",
-)
+# Columns of the extractor's tables stored beside the features (when the table has them).
+STORED_EXTRAS: tuple[str, ...] = (*EXTRA_FEATURE_COLUMNS, EXTRACT_SECONDS_COLUMN)
 
 
-class ToleranceExceededError(RuntimeError):
+class ToleranceExceededError(PipelineError):
     """More tracks failed than the run's failure tolerance allows."""
+
+
+class LoadInputError(PipelineError):
+    """The load step's inputs disagree (features of tracks the transform gave no embedding)."""
 
 
 def failures_by_reason(quarantine: Iterable[dict]) -> dict[str, int]:
@@ -52,8 +62,8 @@ def feature_documents(
     by_track = embeddings.set_index("track_id")["embedding"]
     missing = sorted(set(features["track_id"]) - set(by_track.index))
     if missing:
-        raise ValueError(f"{len(missing)} tracks have features but no embedding, e.g. {missing[:5]}")
-    extras = [name for name in EXTRA_NAMES if name in features.columns]
+        raise LoadInputError(f"{len(missing)} tracks have features but no embedding, e.g. {missing[:5]}")
+    extras = [name for name in STORED_EXTRAS if name in features.columns]
     for row in features.itertuples(index=False):
         values = row._asdict()
         track_id = int(values["track_id"])
@@ -70,22 +80,9 @@ def feature_documents(
 
 def upsert_by(db: Database, collection: str, documents: Iterable[dict], *, keys: tuple[str, ...],
               batch_size: int = 500) -> int:
-    """Replace-or-insert documents on their natural ``keys``; return how many were written."""
-    written = 0
-    batch: list[ReplaceOne] = []
-    for doc in documents:
-        batch.append(ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True))
-        if len(batch) >= batch_size:
-            written += _flush(db, collection, batch)
-            batch = []
-    if batch:
-        written += _flush(db, collection, batch)
-    return written
-
-
-def _flush(db: Database, collection: str, batch: list[ReplaceOne]) -> int:
-    result = db[collection].bulk_write(batch, ordered=False)
-    return result.upserted_count + result.matched_count
+    """``fma_platform.mongo.upsert_by`` for the Spark jobs that still import it from here;
+    returns how many documents were written. Removed once they call the shared one."""
+    return upsert_documents(db[collection], documents, keys=keys, batch_size=batch_size).written
 
 
 def ensure_load_indexes(db: Database) -> None:
@@ -118,8 +115,8 @@ def release_from_quarantine(db: Database, *, dataset: str, track_ids: Iterable[i
     return result.deleted_count
 
 
-def record_run(db: Database, run_id: str, fields: dict) -> None:
-    """Merge ``fields`` (dotted paths allowed) into the run summary, upserted by ``run_id``."""
+def update_etl_run(db: Database, run_id: str, fields: dict) -> None:
+    """Merge ``fields`` (dotted paths allowed) into the ETL run's ``etl_runs`` summary, upserted by ``run_id``."""
     db[Collection.ETL_RUNS].update_one({"run_id": run_id}, {"$set": fields}, upsert=True)
 
 

@@ -1,4 +1,4 @@
-"""The ETL's data-quality gate: Great Expectations suites on features and catalog.
+"""The ETL's data-quality gate: Great Expectations suites on features and catalogue.
 
 Three GX 1.x suites, each run by a Checkpoint that also updates the HTML Data Docs under
 ``context_dir`` (the caller passes e.g. ``settings.state_dir / "gx"``):
@@ -10,14 +10,14 @@ Three GX 1.x suites, each run by a Checkpoint that also updates the HTML Data Do
   column, see :func:`feature_values`): every one of the 518 columns is float, finite and
   within its physical range. Long form keeps this to a few expectations instead of
   ~1,500 per-column ones (10 s per run), while failures still name column and track.
-- ``tracks_catalog`` on the catalog records (:func:`audio_features.metadata.catalog_records`).
+- ``tracks_catalogue`` on the catalogue records (:func:`audio_features.metadata.catalog_records`).
 
 The two feature suites make one gate and one :class:`QualityReport` named
 ``track_features``.
 
 Physical ranges. Spectral centroid, bandwidth and rolloff are FMA's, computed on
 librosa's default 22,050 Hz frequency axis whatever the file's rate
-(``audio_features.features.FMA_IMPLICIT_SR``), so their Nyquist bound is 11,025 Hz for
+(``audio_features.fma_schema.FMA_IMPLICIT_SR``), so their Nyquist bound is 11,025 Hz for
 every row: a per-row ``sample_rate / 2`` bound would be looser for 44.1 kHz files and
 wrongly fail clips analysed below 22,050 Hz. Tempo is librosa's estimate, at most its
 ``max_tempo`` of 320 BPM; 0 means no onsets were found (the extractor's convention).
@@ -38,27 +38,30 @@ import pandas as pd
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from audio_features.fma_schema import TOP_LEVEL_GENRES, feature_columns, flat_feature_name
+from audio_features.fma_schema import (
+    EXTRA_FEATURE_COLUMNS,
+    FMA_IMPLICIT_SR,
+    TOP_LEVEL_GENRES,
+    feature_columns,
+    flat_feature_name,
+)
 from audio_features.metadata import CATALOG_FIELDS
 from fma_platform.contracts import Collection
+from pipeline.errors import PipelineError
 
 FEATURES_SUITE = "track_features"
 FEATURE_VALUES_SUITE = "track_feature_values"
-CATALOG_SUITE = "tracks_catalog"
+CATALOGUE_SUITE = "tracks_catalogue"
 DATASOURCE_NAME = "fma_dataframes"
 BATCH_NAME = "whole_dataframe"
 
 FEATURE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(feature_columns())
 FEATURE_NAMES: tuple[str, ...] = tuple(flat_feature_name(c) for c in FEATURE_COLUMNS)
-# Same names as audio_features.features.EXTRA_COLUMNS; that module imports librosa (~4 s).
-EXTRA_COLUMNS: tuple[str, ...] = (
-    "duration_seconds", "sample_rate", "analysis_sample_rate", "tempo_bpm",
-)
 FLOAT_DTYPES: tuple[str, ...] = ("float32", "float64")
 INTEGER_DTYPES: tuple[str, ...] = ("int32", "int64", "Int32", "Int64")
 
 LOCATION_STATISTICS: tuple[str, ...] = ("mean", "median", "min", "max")
-SPECTRAL_AXIS_NYQUIST_HZ = 22050 / 2  # features.FMA_IMPLICIT_SR / 2, see the module docstring
+SPECTRAL_AXIS_NYQUIST_HZ = FMA_IMPLICIT_SR / 2  # see the module docstring
 MAX_CLIP_SECONDS = 30.5  # FMA clips are 30 s; decoders may add a frame or two
 DEFAULT_MIN_CLIP_SECONDS = 1.0  # the extractor's default ``min_seconds``
 TEMPO_RANGE_BPM = (0.0, 320.0)
@@ -70,7 +73,7 @@ _CONTEXTS: dict[Path, Any] = {}
 _CONTEXTS_LOCK = threading.Lock()
 
 
-class QualityGateError(RuntimeError):
+class QualityGateError(PipelineError):
     """A quality suite failed; the message names every failed expectation."""
 
     def __init__(self, report: QualityReport) -> None:
@@ -138,7 +141,7 @@ def validate_features(
     context_dir : Path or str
         Folder of the GX file context and its Data Docs.
     expected_count, expected_track_ids
-        How many rows there must be (catalog size minus quarantined tracks); give one.
+        How many rows there must be (catalogue size minus quarantined tracks); give one.
         With ids, a wrong count is reported with the missing and unexpected ids.
     min_duration_seconds : float
         Shortest plausible clip (the extractor's ``min_seconds``).
@@ -171,22 +174,22 @@ def validate_features(
                    row_count_note=_id_difference(features, expected_ids))
 
 
-def validate_catalog(
-    catalog: pd.DataFrame,
+def validate_catalogue(
+    catalogue: pd.DataFrame,
     *,
     context_dir: Path | str,
     run_id: str | None = None,
     validated_at: datetime | None = None,
 ) -> QualityReport:
-    """Run the ``tracks_catalog`` suite on catalog records (one row per track)."""
+    """Run the ``tracks_catalogue`` suite on catalogue records (one row per track)."""
     context = quality_context(context_dir)
     validated_at = validated_at or datetime.now(UTC)
     result = _run_checkpoint(
-        context, CATALOG_SUITE, _catalog_expectations(), catalog, parameters={},
-        index_columns=_id_columns(catalog),
+        context, CATALOGUE_SUITE, _catalogue_expectations(), catalogue, parameters={},
+        index_columns=_id_columns(catalogue),
         run_id=run_id, validated_at=validated_at,
     )
-    return _report(CATALOG_SUITE, [result], row_count=len(catalog),
+    return _report(CATALOGUE_SUITE, [result], row_count=len(catalogue),
                    data_docs_url=_data_docs_url(context), validated_at=validated_at)
 
 
@@ -280,11 +283,11 @@ def _features_expectations() -> list:
     }
     expectations = [
         gxe.ExpectTableColumnsToMatchSet(
-            column_set=["track_id", *FEATURE_NAMES, *EXTRA_COLUMNS], exact_match=False,
+            column_set=["track_id", *FEATURE_NAMES, *EXTRA_FEATURE_COLUMNS], exact_match=False,
             description="track_id, the 518 FMA feature columns and the extras are present"),
         gxe.ExpectTableRowCountToEqual(
             value={"$PARAMETER": "expected_row_count"},
-            description="one row per catalog track that was not quarantined"),
+            description="one row per catalogue track that was not quarantined"),
         *_identity_expectations(gxe),
         gxe.ExpectColumnValuesToBeInTypeList(
             column="track_id", type_list=list(INTEGER_DTYPES), meta={"failure": "not integer"}),
@@ -331,13 +334,13 @@ def _feature_values_expectations() -> list:
     return expectations
 
 
-def _catalog_expectations() -> list:
+def _catalogue_expectations() -> list:
     import great_expectations.expectations as gxe
 
     expectations = [
         gxe.ExpectTableColumnsToMatchSet(
             column_set=list(CATALOG_FIELDS), exact_match=False,
-            description="the catalog record fields are present"),
+            description="the catalogue record fields are present"),
         *_identity_expectations(gxe),
         gxe.ExpectColumnValuesToNotBeNull(column="title", meta={"failure": "missing"}),
         # catalog_records leaves the top genre None when a track spans several roots;

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fma_platform.catalogue import track_search_terms
 from fma_platform.contracts import Collection
 from fma_platform.kafka import ensure_topics
 from fma_platform.mongo import platform_db
@@ -30,7 +31,7 @@ from infra.browser_tour import AppDriver, BrowserMissingError, chromium
 from infra.process import free_port
 from infra.services import streamlit_spec
 from infra.streaming import streaming_spec
-from pipeline.catalog import search_terms, upsert_catalog
+from pipeline.catalogue import upsert_catalogue
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser"
 CLIP_SECONDS = 30.0
@@ -73,18 +74,18 @@ def seed_catalogue(db, audio_dir: Path) -> dict[int, dict]:
         for i in range(PER_GENRE):
             track_id = 1000 * (g + 1) + i
             title = f"{genre.word} Song {i + 1}"
-            tracks.append({
+            track = {
                 "track_id": track_id, "title": title, "artist_name": genre.artist, "album_title": genre.album,
                 "genre_ids": [genre.genre_id], "top_genre_id": genre.genre_id, "top_genre_title": genre.title,
                 "duration": CLIP_SECONDS, "license": "CC BY 4.0", "listens": 1000 - 10 * i, "favorites": 0,
                 "interest": 0, "subset": "small", "split": "training", "audio_path": str(clip),
                 "dataset": "browser-test", "synthetic": True,
-                "search_terms": search_terms(title, genre.artist, genre.album, genre.title),
-            })
+            }
+            tracks.append({**track, "search_terms": track_search_terms(track)})
             vector = np.eye(8)[g] + rng.normal(0, 0.05, 8)
             features.append({"track_id": track_id, "embedding": (vector / np.linalg.norm(vector)).tolist(),
                              "model_version": "browser-test"})
-    upsert_catalog(db, tracks)
+    upsert_catalogue(db, tracks)
     db[Collection.TRACK_FEATURES].insert_many(features)
     return {doc["track_id"]: doc for doc in tracks}
 

@@ -11,8 +11,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboards.auth import Role, create_user
+from fma_platform.catalogue import track_search_terms
 from fma_platform.settings import get_settings
-from pipeline.catalog import search_terms, upsert_catalog
+from pipeline.catalogue import upsert_catalogue
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 PASSWORD = "correct horse battery"
@@ -58,13 +59,13 @@ def write_clip(path: Path, *, seconds: float = 1.0, rate: int = 8000) -> Path:
 
 def track_doc(track_id: int, title: str, artist: str, album: str, genre_id: int, genre: str, *,
               listens: int, audio_path: Path) -> dict:
-    return {
+    track = {
         "track_id": track_id, "title": title, "artist_name": artist, "album_title": album,
         "genre_ids": [genre_id], "top_genre_id": genre_id, "top_genre_title": genre, "duration": 30.0,
         "license": "CC BY 4.0", "listens": listens, "favorites": 0, "interest": 0, "subset": "small",
         "split": "training", "audio_path": str(audio_path), "dataset": "sample", "synthetic": True,
-        "search_terms": search_terms(title, artist, album, genre),
     }
+    return {**track, "search_terms": track_search_terms(track)}
 
 
 @pytest.fixture()
@@ -79,7 +80,7 @@ def catalogue(app_db, tmp_path) -> dict[int, dict]:
     ]
     docs = [track_doc(*row[:6], listens=row[6], audio_path=write_clip(tmp_path / f"{row[0]:06d}.wav"))
             for row in rows]
-    upsert_catalog(app_db, docs)
+    upsert_catalogue(app_db, docs)
     return {doc["track_id"]: doc for doc in docs}
 
 

@@ -9,9 +9,12 @@ import pandas as pd
 import pytest
 
 from fma_platform.contracts import Collection
-from pipeline.etl import snapshot_id_of, transform_plan, unaccounted_tracks
+from fma_platform.mongo import upsert_by
+from pipeline.errors import PipelineError
+from pipeline.etl import QUARANTINE_KEYS, snapshot_id_of, transform_plan, unaccounted_tracks
 from pipeline.load import (
     FEATURE_NAMES,
+    LoadInputError,
     ToleranceExceededError,
     check_tolerance,
     close_interrupted_runs,
@@ -19,7 +22,6 @@ from pipeline.load import (
     feature_documents,
     quarantine_documents,
     release_from_quarantine,
-    upsert_by,
 )
 
 WHEN = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -31,6 +33,8 @@ def features_frame(track_ids):
     frame.insert(0, "track_id", track_ids)
     frame["duration_seconds"] = 30.0
     frame["sample_rate"] = 44100
+    frame["tempo_bpm"] = np.nan  # not estimated: stored as None
+    frame["extract_seconds"] = 1.25
     return frame
 
 
@@ -43,6 +47,7 @@ def test_tolerance_names_how_many_and_why():
         "3 of 20 tracks (15.0%) failed, above the 10.0% tolerance: corrupt_audio 2, missing_file 1"
     )
     assert failures_by_reason(failed) == {"corrupt_audio": 2, "missing_file": 1}
+    assert isinstance(error.value, PipelineError)  # the DAG fails the run without retrying
 
 
 def test_snapshot_ids_depend_on_tracks_and_chunk_size_only():
@@ -75,7 +80,9 @@ def test_feature_documents_carry_518_features_and_the_embedding():
     assert len(docs[0]["features"]) == 518
     assert docs[0]["embedding"] == [1.0, 0.0] and docs[1]["embedding"] == [0.0, 1.0]
     assert docs[0]["sample_rate"] == 44100.0 and docs[0]["model_version"] == "v1"
-    with pytest.raises(ValueError, match="no embedding"):
+    assert docs[0]["tempo_bpm"] is None and docs[0]["extract_seconds"] == 1.25
+    assert "analysis_sample_rate" not in docs[0]  # extras the table lacks are left out
+    with pytest.raises(LoadInputError, match="no embedding"):
         list(feature_documents(features, embeddings.iloc[:1], run_id="r1", model_version="v1", loaded_at=WHEN))
 
 
@@ -83,9 +90,9 @@ def test_upserts_are_idempotent_and_fixed_tracks_leave_quarantine(mongo_db):
     failures = [{"track_id": 5, "stage": "extract", "reason": "truncated", "detail": "4.2 s of 30 s"},
                 {"track_id": 8, "stage": "extract", "reason": "empty_file"}]
     for _ in range(2):
-        upsert_by(mongo_db, Collection.QUARANTINE,
+        upsert_by(mongo_db[Collection.QUARANTINE],
                   quarantine_documents(failures, dataset="sample", run_id="r1", recorded_at=WHEN),
-                  keys=("dataset", "track_id", "stage"))
+                  keys=QUARANTINE_KEYS)
     assert mongo_db[Collection.QUARANTINE].count_documents({}) == 2
     assert release_from_quarantine(mongo_db, dataset="sample", track_ids=[5]) == 1
     remaining = mongo_db[Collection.QUARANTINE].find_one({}, {"_id": 0, "track_id": 1, "reason": 1})

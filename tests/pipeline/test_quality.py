@@ -12,7 +12,7 @@ import pytest
 from audio_features.fma_schema import TOP_LEVEL_GENRES, feature_columns, flat_feature_name
 from fma_platform.contracts import Collection
 from pipeline.quality import (
-    CATALOG_SUITE,
+    CATALOGUE_SUITE,
     FEATURE_VALUES_SUITE,
     FEATURES_SUITE,
     QualityGateError,
@@ -21,7 +21,7 @@ from pipeline.quality import (
     quality_context,
     record_quality,
     require_success,
-    validate_catalog,
+    validate_catalogue,
     validate_features,
 )
 
@@ -59,8 +59,8 @@ def realistic_features(n_tracks: int = N_TRACKS, *, seed: int = 3) -> pd.DataFra
     return frame
 
 
-def catalog_frame(features: pd.DataFrame) -> pd.DataFrame:
-    """Catalog records (as ``catalog_records`` gives them) of the same tracks."""
+def catalogue_frame(features: pd.DataFrame) -> pd.DataFrame:
+    """Catalogue records (as ``catalog_records`` gives them) of the same tracks."""
     top = list(TOP_LEVEL_GENRES.items())
     records = []
     for i, track_id in enumerate(features["track_id"]):
@@ -221,18 +221,18 @@ def test_feature_values_long_form(clean_features):
 
 
 @pytest.mark.slow
-def test_catalog_suite_passes_and_fails(clean_features, gx_dir):
-    catalog = catalog_frame(clean_features)
-    assert validate_catalog(catalog, context_dir=gx_dir, validated_at=RUN_TIME).success
+def test_catalogue_suite_passes_and_fails(clean_features, gx_dir):
+    catalogue = catalogue_frame(clean_features)
+    assert validate_catalogue(catalogue, context_dir=gx_dir, validated_at=RUN_TIME).success
 
-    catalog.loc[4, "top_genre_id"] = 999
-    catalog.loc[5, "title"] = None
-    catalog.loc[6, "listens"] = -1
-    catalog.loc[7, "duration"] = 0
-    report = validate_catalog(catalog, context_dir=gx_dir, validated_at=RUN_TIME)
+    catalogue.loc[4, "top_genre_id"] = 999
+    catalogue.loc[5, "title"] = None
+    catalogue.loc[6, "listens"] = -1
+    catalogue.loc[7, "duration"] = 0
+    report = validate_catalogue(catalogue, context_dir=gx_dir, validated_at=RUN_TIME)
 
     message = failure_text(report)
-    assert report.suite == CATALOG_SUITE
+    assert report.suite == CATALOGUE_SUITE
     assert "top_genre_id: 1 of 30 values not one of FMA's 16 top-level genre ids (track_id 14)" in message
     assert "title: 1 of 30 values missing (track_id 17)" in message
     assert "listens: 1 of 30 values negative (track_id 20)" in message
@@ -259,12 +259,3 @@ def test_record_quality_upserts_one_document_per_run_and_suite(clean_features, g
     assert document["failures"][0]["track_ids"] == [2]
     assert document["data_docs_url"].endswith("index.html")
 
-
-@pytest.mark.slow
-def test_constants_match_the_extractor():
-    """quality.py copies two extractor constants to avoid importing librosa; keep them equal."""
-    from audio_features.fma_schema import EXTRA_FEATURE_COLUMNS, FMA_IMPLICIT_SR
-    from pipeline import quality
-
-    assert quality.EXTRA_COLUMNS == EXTRA_FEATURE_COLUMNS
-    assert quality.SPECTRAL_AXIS_NYQUIST_HZ == FMA_IMPLICIT_SR / 2

@@ -1,4 +1,4 @@
-"""The catalog step on an FMA-shaped dataset, against the real embedded MongoDB."""
+"""The catalogue step and catalogue search on an FMA-shaped dataset, against the real embedded MongoDB."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from audio_features.fma_schema import TRACKS_COLUMNS
+from fma_platform.catalogue import search_terms, search_tracks, track_search_terms
 from fma_platform.contracts import Collection
-from pipeline.catalog import read_catalog, search_terms, search_tracks, upsert_catalog
+from pipeline.catalogue import read_catalogue, upsert_catalogue
 from pipeline.datasets import Dataset
 
 
@@ -39,20 +40,25 @@ def write_small_fma(root):
 
 def test_search_terms_are_lowercase_unique_words():
     assert search_terms("Rain Song", "AWOL", None, "Rock & Roll") == ["rain", "song", "awol", "rock", "roll"]
+    track = {"title": "Café No. 9", "artist_name": "AWOL", "album_title": None, "top_genre_title": "Rock",
+             "license": "CC BY"}  # only title, artist, album and genre are searchable
+    assert track_search_terms(track) == ["café", "no", "9", "awol", "rock"]
 
 
-def test_catalog_upsert_is_idempotent_and_searchable(tmp_path, mongo_db):
+def test_catalogue_upsert_is_idempotent_and_searchable(tmp_path, mongo_db):
     dataset = write_small_fma(tmp_path)
-    table = read_catalog(dataset)
+    table = read_catalogue(dataset)
     assert table.track_ids == [2, 3, 5]
     assert [(p.line, p.track_id) for p in table.problems] == [(7, None)]  # 3 header lines + 3 rows
     by_id = {d["track_id"]: d for d in table.documents}
     assert by_id[2]["top_genre_title"] == "Rock"  # Punk's top level
     assert by_id[2]["audio_path"].endswith("audio/000/000002.mp3")
 
-    first = upsert_catalog(mongo_db, table.documents)
-    second = upsert_catalog(mongo_db, table.documents)
-    assert first["upserted"] == 3 and second["upserted"] == 0 and second["modified"] == 0
+    assert by_id[5]["search_terms"] == ["rain", "song", "awol", "album", "rock"]
+
+    first = upsert_catalogue(mongo_db, table.documents)
+    second = upsert_catalogue(mongo_db, table.documents)
+    assert (first.inserted, second.inserted, second.matched, second.modified) == (3, 0, 3, 0)
     assert mongo_db[Collection.TRACKS].count_documents({}) == 3
 
     assert [t["track_id"] for t in search_tracks(mongo_db, "awol")] == [5, 2]  # most listened first
@@ -60,6 +66,8 @@ def test_catalog_upsert_is_idempotent_and_searchable(tmp_path, mongo_db):
     assert [t["track_id"] for t in search_tracks(mongo_db, "awol", genre_id=12)] == [5, 2]
     assert search_tracks(mongo_db, "electronic")[0]["title"] == "Electric Ave"
     assert search_tracks(mongo_db, "zzz") == []
+    assert [t["track_id"] for t in search_tracks(mongo_db, "", limit=2)] == [5, 3]  # no words: most listened
+    assert "search_terms" not in search_tracks(mongo_db, "food")[0]
 
 
 @pytest.mark.parametrize("kind", ["nope"])
