@@ -64,7 +64,7 @@ def resolve_dataset(
     if kind not in DATASET_KINDS:
         raise DatasetError(f"unknown dataset {kind!r}; choose one of {', '.join(DATASET_KINDS)}")
     if kind == "sample":
-        from audio_features.sample import AUDIO_DIR, METADATA_DIR
+        from fma_sample.sample import AUDIO_DIR, METADATA_DIR
 
         root = settings.sample_dir
         return Dataset("sample", root / METADATA_DIR, root / AUDIO_DIR, synthetic=True)
@@ -89,7 +89,7 @@ def acquire_dataset(dataset: Dataset, *, settings: Settings, sample_tracks: int,
     downloaded with resume, SHA-1 verified and extracted, skipping what is already there.
     """
     if dataset.name == "sample":
-        from audio_features.sample import generate_sample
+        from fma_sample.sample import generate_sample
 
         summary = generate_sample(
             settings.sample_dir, n_tracks=sample_tracks, seed=sample_seed, workers=settings.extract_workers
