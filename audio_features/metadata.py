@@ -1,13 +1,15 @@
 """Loaders and writers for FMA's metadata files: ``tracks.csv``, ``genres.csv``, ``features.csv``.
 
-The loaders read the real ``fma_metadata`` files and the synthetic sample alike. ``tracks.csv``
+The loaders read the real ``fma_metadata`` files and the synthetic sample (``fma_sample``)
+alike; :func:`catalog_records` flattens loaded tracks into the platform's catalogue records. ``tracks.csv``
 is read record by record so that every malformed row is reported with its file line number
 and a reason (a :class:`RowProblem`) instead of being dropped silently or failing the load.
 A file that cannot be read as FMA metadata at all (missing, wrong header) raises
 :class:`MetadataFileError`, whose message is one line.
 
 The writers produce files shaped like FMA's (pandas' layout: three header lines for
-``tracks.csv``, list columns as Python literals), so ``load(write(x))`` gives ``x`` back.
+``tracks.csv``, list columns as Python literals), so ``load(write(x))`` gives ``x`` back;
+the synthetic sample writes its tables through them.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ SPLIT_DTYPE = pd.CategoricalDtype(list(SPLITS))
 _CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _TRACK_ID = re.compile(r"[0-9]+")
 
-# Keys of one catalog record (see :func:`catalog_records`).
+# Keys of one catalogue record (see :func:`catalog_records`).
 CATALOG_FIELDS: tuple[str, ...] = (
     "track_id", "title", "artist_name", "album_title", "genre_ids", "top_genre_id",
     "top_genre_title", "duration", "license", "listens", "favorites", "interest",
@@ -611,11 +613,11 @@ def _numeric_features(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     return numbers
 
 
-# Catalog records -------------------------------------------------------------------------
+# Catalogue records -----------------------------------------------------------------------
 
 
 def catalog_records(tracks: pd.DataFrame, genres: Genres) -> list[dict[str, object]]:
-    """Flatten tracks into plain catalog records (keys :data:`CATALOG_FIELDS`).
+    """Flatten tracks into plain catalogue records (keys :data:`CATALOG_FIELDS`).
 
     Values are plain Python (int, float, str, list, None: no NaN, no numpy scalars), ready
     to upsert by ``track_id``. The top-level genre is the single root of the track's

@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fma_platform.settings import Settings
+from pipeline.errors import PipelineError
 
 DATASET_KINDS = ("sample", "small", "medium", "large", "local")
 FMA_SUBSETS = ("small", "medium", "large")
 
 
-class DatasetError(ValueError):
+class DatasetError(PipelineError):
     """The dataset parameters are invalid or its files are not where they should be."""
 
 

@@ -374,7 +374,7 @@ def test_load_features_rejects_wrong_columns_and_values(tmp_path):
         load_features(tmp_path / "absent.csv")
 
 
-# Catalog records -------------------------------------------------------------------------
+# Catalogue records -----------------------------------------------------------------------
 
 
 def test_catalog_records_are_plain_values(tracks_csv, genres_csv):
