@@ -18,8 +18,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from fma_platform.events import to_document
-from simulator import simulate
-from simulator.catalog import synthetic_catalogue
+from simulator import simulate, synthetic_catalogue
 from spark_jobs.interactions import EVENT_COLUMNS, event_schema
 from spark_jobs.recommenders import catalogue_from_frame
 from spark_jobs.session import spark_session

@@ -48,10 +48,12 @@ from fma_platform.kafka import admin_client, ensure_topics  # noqa: E402
 from fma_platform.mongo import mongo_client  # noqa: E402
 from fma_platform.producer import EventProducer  # noqa: E402
 from fma_platform.settings import get_settings  # noqa: E402
+from fma_platform.stream_status import BATCH_KIND, INPUT_ROWS, KIND, QUERY_NAME  # noqa: E402
 from infra import process  # noqa: E402
-from infra.streaming import DEFAULT_TRIGGER_S, streaming_health, streaming_spec  # noqa: E402
+from infra.streaming import streaming_health, streaming_spec  # noqa: E402
 from pipeline.catalog import ensure_catalog_indexes  # noqa: E402
 from simulator import simulate  # noqa: E402
+from spark_jobs.streaming_recommendations import DEFAULT_TRIGGER_S  # noqa: E402
 
 GENRES = 16
 DIMENSIONS = 32
@@ -259,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"{rate:g}", achieved, len(step), p50, p95, p99, backlog, drain))
         idle_reads = start_read_timer(settings, readers, reads=200, stop_after_s=2.0)()
         time.sleep(2 * args.trigger_seconds + 2)  # the supervisor records the last batches' progress
-        health = streaming_health(db, max_lag=10**9, max_staleness_s=60, query_name="streaming_recommendations")
-        batches = list(db[Collection.STREAM_METRICS].find({"kind": "batch", "input_rows": {"$gt": 0}}))
+        health = streaming_health(db, max_lag=10**9, max_staleness_s=60, query_name=QUERY_NAME)
+        batches = list(db[Collection.STREAM_METRICS].find({KIND: BATCH_KIND, INPUT_ROWS: {"$gt": 0}}))
     finally:
         tracker.stop.set()
         producer.close()

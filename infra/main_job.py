@@ -43,14 +43,15 @@ def stream_live_listeners(settings, *, listeners: int = 20, events: int = 400, r
     recommendations live (watch ``realtime_recommendations`` or the player)."""
     from fma_platform.contracts import Collection
     from fma_platform.mongo import platform_db
-    from simulator.cli import main as simulate
+    from simulator import SimulationOptions, SimulatorError, Sink, run_simulation
 
     print(f"main job: streaming {events} simulated events at {rate}/s through Kafka ...", flush=True)
-    status = simulate(["run", "--listeners", str(listeners), "--events", str(events), "--seed", "2026",
-                       "--start", "2026-11-01T18:00:00+00:00", "--to", "kafka", "--rate", str(rate)],
-                      settings=settings)
-    if status != 0:
-        raise StackError("sending simulated events through Kafka failed (see above)")
+    options = SimulationOptions(listeners=listeners, events=events, seed=2026, sink=Sink.KAFKA, rate_per_s=rate,
+                                start=datetime(2026, 11, 1, 18, tzinfo=timezone.utc))
+    try:
+        run_simulation(settings, options)
+    except SimulatorError as exc:
+        raise StackError(f"sending simulated events through Kafka failed: {exc}") from exc
     realtime = platform_db(settings)[Collection.REALTIME_RECOMMENDATIONS]
     deadline = time.monotonic() + 60
     while realtime.count_documents({}) == 0 and time.monotonic() < deadline:

@@ -1,11 +1,12 @@
 """Lifecycle of the real-time recommendation job: how to run it, and whether it is alive.
 
-``streaming_spec`` is the ``ServiceSpec`` that ``infra.process.start/stop`` run (the job
-under ``spark-submit --master local[2]``). The job keeps a heartbeat document in
-``stream_metrics`` (``_id = heartbeat/<query name>``, ``kind = "heartbeat"``), refreshed
-every couple of seconds while its query runs, with the query's lag per partition.
-``streaming_health`` reads it: the Airflow DAG calls it and restarts the job when it
-raises ``StreamingDeadError``. Nothing here imports Spark.
+``streaming_spec`` is the ``ServiceSpec`` that ``infra.process.start/stop`` run: the
+spark-submit entry ``spark_jobs/streaming_recommendations.py``, named by its path only
+(``spark-submit --master local[2]``). The job keeps a heartbeat in ``stream_metrics``
+(``fma_platform.stream_status``: refreshed every couple of seconds while its query runs,
+with the query's lag per partition). ``streaming_health`` reads it: the Airflow DAG calls
+``keep_streaming_alive``, which restarts the job when it raises ``StreamingDeadError``.
+Nothing here imports Spark or the job's code.
 """
 
 from __future__ import annotations
@@ -17,18 +18,12 @@ from pymongo.database import Database
 
 from fma_platform.contracts import Collection
 from fma_platform.settings import PROJECT_ROOT, Settings
+from fma_platform.stream_status import QUERY_NAME, Heartbeat, heartbeat_id
 from infra.process import ProcessRecord, ServiceSpec, StackError
 
-QUERY_NAME = "streaming_recommendations"
 JOB_PATH = PROJECT_ROOT / "spark_jobs" / "streaming_recommendations.py"
-HEARTBEAT_KIND = "heartbeat"
-BATCH_KIND = "batch"
-HEARTBEAT_INTERVAL_S = 2.0
 DEFAULT_MAX_STALENESS_S = 30.0
 DEFAULT_MAX_LAG = 10_000
-# Micro-batch interval. Below the batch's own duration, batches run back to back while
-# events flow (no wait for a trigger); when idle the job looks for new offsets this often.
-DEFAULT_TRIGGER_S = 0.1
 
 
 class StreamingHealthError(StackError):
@@ -47,10 +42,6 @@ class StreamingLagError(StreamingHealthError):
     """The query runs but is more than ``max_lag`` records behind the topic."""
 
 
-def heartbeat_id(query_name: str = QUERY_NAME) -> str:
-    return f"{HEARTBEAT_KIND}/{query_name}"
-
-
 def streaming_health(
     db: Database,
     *,
@@ -62,33 +53,30 @@ def streaming_health(
     """The job's state from its heartbeat; raise when it is dead or lagging.
 
     Returns ``{status: "ok", query_id, run_id, age_s, lag, total_lag, last_batch_id,
-    updated_at}``. Raises ``StreamingDeadError`` when there is no heartbeat, it is older
+    updated_at, started_at}`` (``started_at``: epoch seconds the job started). Raises ``StreamingDeadError`` when there is no heartbeat, it is older
     than ``max_staleness_s``, or it says the query is not active (with its error), and
     ``StreamingLagError`` when the total lag exceeds ``max_lag`` records.
     """
-    heartbeat = db[Collection.STREAM_METRICS].find_one({"_id": heartbeat_id(query_name)})
-    if heartbeat is None:
+    document = db[Collection.STREAM_METRICS].find_one({"_id": heartbeat_id(query_name)})
+    if document is None:
         raise StreamingDeadError(f"{query_name}: no heartbeat in {Collection.STREAM_METRICS}: the job never ran",
                                  {"status": "dead"})
-    now = now or datetime.now(timezone.utc)
-    updated_at = heartbeat["updated_at"]
-    if updated_at.tzinfo is None:
-        updated_at = updated_at.replace(tzinfo=timezone.utc)
-    age_s = (now - updated_at).total_seconds()
+    heartbeat = Heartbeat.from_document(document)
+    age_s = ((now or datetime.now(timezone.utc)) - heartbeat.updated_at).total_seconds()
     report = {
         "status": "ok",
-        "query_id": heartbeat.get("query_id"),
-        "run_id": heartbeat.get("run_id"),
+        "query_id": heartbeat.query_id,
+        "run_id": heartbeat.run_id,
         "age_s": round(age_s, 3),
-        "lag": heartbeat.get("lag", {}),
-        "total_lag": heartbeat.get("total_lag"),
-        "last_batch_id": heartbeat.get("last_batch_id"),
-        "updated_at": updated_at,
-        "started_at": heartbeat.get("started_at_epoch"),
+        "lag": heartbeat.lag,
+        "total_lag": heartbeat.total_lag,
+        "last_batch_id": heartbeat.last_batch_id,
+        "updated_at": heartbeat.updated_at,
+        "started_at": heartbeat.started_at_epoch,
     }
-    if not heartbeat.get("is_active", False):
+    if not heartbeat.is_active:
         report["status"] = "dead"
-        raise StreamingDeadError(f"{query_name}: the query stopped ({heartbeat.get('error') or 'no error recorded'})",
+        raise StreamingDeadError(f"{query_name}: the query stopped ({heartbeat.error or 'no error recorded'})",
                                  report)
     if age_s > max_staleness_s:
         report["status"] = "dead"
@@ -96,22 +84,22 @@ def streaming_health(
             f"{query_name}: last heartbeat {age_s:.1f} s ago (limit {max_staleness_s:g} s): the job is dead or hung",
             report,
         )
-    total_lag = heartbeat.get("total_lag")
-    if total_lag is not None and total_lag > max_lag:
+    if heartbeat.total_lag is not None and heartbeat.total_lag > max_lag:
         report["status"] = "lagging"
-        raise StreamingLagError(f"{query_name}: {total_lag} records behind (limit {max_lag})", report)
+        raise StreamingLagError(f"{query_name}: {heartbeat.total_lag} records behind (limit {max_lag})", report)
     return report
 
 
 def streaming_command(
     settings: Settings,
     *,
-    trigger_seconds: float = DEFAULT_TRIGGER_S,
+    trigger_seconds: float | None = None,
     max_offsets_per_trigger: int | None = None,
     master: str = "local[2]",
     extra_args: list[str] | None = None,
 ) -> list[str]:
-    """``spark-submit`` command line of the job (the venv's spark-submit)."""
+    """``spark-submit`` command line of the job (the venv's spark-submit); options left None
+    take the job's own defaults."""
     from infra.services import VENV_BIN
 
     command = [
@@ -119,8 +107,9 @@ def streaming_command(
         "--driver-memory", settings.spark_driver_memory,
         "--conf", "spark.ui.enabled=false",
         str(JOB_PATH),
-        "--trigger-seconds", str(trigger_seconds),
     ]
+    if trigger_seconds is not None:
+        command += ["--trigger-seconds", str(trigger_seconds)]
     if max_offsets_per_trigger is not None:
         command += ["--max-offsets-per-trigger", str(max_offsets_per_trigger)]
     return command + list(extra_args or [])
@@ -129,7 +118,7 @@ def streaming_command(
 def streaming_spec(
     settings: Settings,
     *,
-    trigger_seconds: float = DEFAULT_TRIGGER_S,
+    trigger_seconds: float | None = None,
     max_offsets_per_trigger: int | None = None,
     max_staleness_s: float = DEFAULT_MAX_STALENESS_S,
     extra_args: list[str] | None = None,

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import re
-
 from fma_platform.contracts import Collection
+from fma_platform.errors import PlatformError
+from fma_platform.model_runs import RunKind
 from fma_platform.mongo import platform_db
 from fma_platform.settings import Settings
 
 
-class TrainingDataError(RuntimeError):
-    """The data the training needs is absent (no catalog, no listening events)."""
+class TrainingDataError(PlatformError):
+    """The data the training needs is absent (no catalogue, no listening events, a model run missing)."""
 
 
 def bootstrap_listeners(settings: Settings, *, listeners: int, events: int, seed: int, start: str) -> dict:
     """Write simulated listeners' events into ``listening_events`` (idempotent: event ids
-    are derived from the simulation's parameters, so a re-run adds nothing)."""
-    from simulator.cli import main as simulate
+    are derived from the simulation's parameters, so a re-run adds nothing).
 
-    argv = ["run", "--listeners", str(listeners), "--events", str(events), "--seed", str(seed),
-            "--start", start, "--to", "mongo"]
-    status = simulate(argv, settings=settings)
-    if status != 0:
-        raise TrainingDataError(f"the listener simulator failed (exit {status}); see the log above")
+    ``start`` is ISO 8601 (no offset means UTC). A failing simulation raises its
+    ``simulator.SimulatorError`` with the reason.
+    """
+    from simulator import SimulationOptions, Sink, parse_start, run_simulation
+
+    report = run_simulation(settings, SimulationOptions(listeners=listeners, events=events, seed=seed,
+                                                        start=parse_start(start), sink=Sink.MONGO))
     db = platform_db(settings)
     return {
+        "simulation": report.as_dict(),
         "simulated_events": db[Collection.LISTENING_EVENTS].count_documents({"source": "simulator"}),
         "player_events": db[Collection.LISTENING_EVENTS].count_documents({"source": "player"}),
     }
@@ -48,17 +50,18 @@ def require_training_data(settings: Settings, *, min_events: int = 100) -> dict:
 
 
 def training_report(settings: Settings, *, run_id: str) -> dict:
-    """What this training run produced, from ``model_runs``; fails when a model is missing."""
+    """What this training run produced, from its ``model_runs`` (read by ``job_run_id``).
+
+    Fails when the run has no final ALS or LSH record.
+    """
     db = platform_db(settings)
-    # Jobs name their records "<run_id>:lsh:final", "<run_id>-trial-01", ...
-    runs = list(db[Collection.MODEL_RUNS].find({"run_id": {"$regex": f"^{re.escape(run_id)}[-:]"}},
-                                                {"_id": 0, "run_id": 1, "model": 1, "kind": 1, "metrics": 1,
-                                                 "champion": 1, "promotion": 1}))
-    finals = {r["model"]: r for r in runs if r.get("kind") == "final"}
+    runs = list(db[Collection.MODEL_RUNS].find({"job_run_id": run_id},
+                                                {"_id": 0, "model": 1, "kind": 1, "metrics": 1, "promotion": 1}))
+    finals = {r["model"]: r for r in runs if r.get("kind") == RunKind.FINAL}
     missing = {"als", "lsh"} - set(finals)
     if missing:
         raise TrainingDataError(f"no final model_runs record for {sorted(missing)} in run {run_id}")
     return {
-        "trials": sum(1 for r in runs if r.get("kind") == "trial"),
+        "trials": sum(1 for r in runs if r.get("kind") == RunKind.TRIAL),
         "final": {model: {"metrics": r.get("metrics"), "promotion": r.get("promotion")} for model, r in finals.items()},
     }

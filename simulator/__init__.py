@@ -3,17 +3,27 @@
 FMA has no per-user listening data. The recommenders are bootstrapped and tested on
 simulated listeners whose latent tastes are saved (``simulated_listeners``), so a good
 recommender can be shown to recover them. Every event is labelled ``source="simulator"``.
+
+Callers run a whole simulation with ``run_simulation(settings, SimulationOptions(...))``
+(``python -m simulator`` is its command line), or simulate a catalogue DataFrame in
+memory with ``simulate``.
 """
 
 from simulator.behaviour import affinity
-from simulator.catalog import CatalogError, EmptyCatalogError, SimulatorError, load_catalog, prepare_catalog
+from simulator.catalogue import load_catalogue, prepare_catalogue, synthetic_catalogue
+from simulator.errors import (
+    CatalogueError,
+    EmptyCatalogueError,
+    KafkaStalledError,
+    ServiceDownError,
+    SimulationParameterError,
+    SimulatorError,
+)
 from simulator.listeners import Listener, make_listeners
+from simulator.run import SimulationOptions, SimulationReport, Sink, parse_start, run_simulation
 from simulator.simulate import SimulationResult, simulate
 from simulator.sinks import (
-    SIMULATED_LISTENERS,
     KafkaSendReport,
-    KafkaStalledError,
-    MongoWriteReport,
     send_events_to_kafka,
     write_events_jsonl,
     write_events_to_mongo,
@@ -21,21 +31,27 @@ from simulator.sinks import (
 )
 
 __all__ = [
-    "SIMULATED_LISTENERS",
-    "CatalogError",
-    "EmptyCatalogError",
+    "CatalogueError",
+    "EmptyCatalogueError",
     "KafkaSendReport",
     "KafkaStalledError",
     "Listener",
-    "MongoWriteReport",
+    "ServiceDownError",
+    "SimulationOptions",
+    "SimulationParameterError",
+    "SimulationReport",
     "SimulationResult",
     "SimulatorError",
+    "Sink",
     "affinity",
-    "load_catalog",
+    "load_catalogue",
     "make_listeners",
-    "prepare_catalog",
+    "parse_start",
+    "prepare_catalogue",
+    "run_simulation",
     "send_events_to_kafka",
     "simulate",
+    "synthetic_catalogue",
     "write_events_jsonl",
     "write_events_to_mongo",
     "write_listeners",

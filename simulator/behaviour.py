@@ -26,7 +26,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from fma_platform.events import EventSource, EventType, ListeningEvent, new_event
-from simulator.catalog import UNKNOWN_GENRE, CatalogArrays
+from simulator.catalogue import UNKNOWN_GENRE, CatalogueArrays
+from simulator.errors import CatalogueError, SimulationParameterError
 from simulator.listeners import Listener
 
 # Affinity logit weights: genre log-lift, audio cosine similarity, track quality z-score.
@@ -73,7 +74,7 @@ class PlayPlan:
     """One listener's plays as arrays (index i is the i-th play, in time order)."""
 
     listener: Listener
-    track_index: np.ndarray  # into CatalogArrays
+    track_index: np.ndarray  # into CatalogueArrays
     affinity: np.ndarray
     clip_s: np.ndarray
     skipped: np.ndarray  # bool
@@ -94,88 +95,89 @@ class PlayPlan:
         return int(event_counts(self.pause_position_s, self.progress_position_s, self.reaction).sum())
 
 
-def affinity(listener: Listener, catalog: CatalogArrays) -> np.ndarray:
-    """The listener's affinity (0..1) for every track of ``catalog``, in catalog order.
+def affinity(listener: Listener, catalogue: CatalogueArrays) -> np.ndarray:
+    """The listener's affinity (0..1) for every track of ``catalogue``, in catalogue order.
 
     A track of a genre with share ``p`` among ``G`` genres gets ``log(G * p)`` (0 for a
     neutral share and for tracks without a top-level genre); audio similarity is the
     cosine of the track's embedding with the listener's taste (0 without embeddings).
     """
-    similarity = audio_similarities([listener], catalog)[0]
-    return affinity_at(listener, catalog, similarity, np.arange(catalog.size))
+    similarity = audio_similarities([listener], catalogue)[0]
+    return affinity_at(listener, catalogue, similarity, np.arange(catalogue.size))
 
 
-def affinity_at(listener: Listener, catalog: CatalogArrays, similarity: np.ndarray, index: np.ndarray) -> np.ndarray:
+def affinity_at(listener: Listener, catalogue: CatalogueArrays, similarity: np.ndarray,
+                index: np.ndarray) -> np.ndarray:
     """``affinity`` of the tracks at ``index`` only, given the listener's ``similarity`` row."""
-    shares = listener.preference_vector(catalog.genre_ids)
+    shares = listener.preference_vector(catalogue.genre_ids)
     lift = np.clip(np.log(np.maximum(shares * len(shares), 1e-12)), -GENRE_LIFT_CLIP, GENRE_LIFT_CLIP)
-    codes = catalog.genre_codes[index]
+    codes = catalogue.genre_codes[index]
     genre_term = np.where(codes == UNKNOWN_GENRE, 0.0, lift[np.maximum(codes, 0)])
-    logit = GENRE_WEIGHT * genre_term + AUDIO_WEIGHT * similarity[index] + QUALITY_WEIGHT * catalog.quality[index]
+    logit = GENRE_WEIGHT * genre_term + AUDIO_WEIGHT * similarity[index] + QUALITY_WEIGHT * catalogue.quality[index]
     return _sigmoid(logit)
 
 
-def audio_similarities(listeners: Sequence[Listener], catalog: CatalogArrays) -> np.ndarray:
+def audio_similarities(listeners: Sequence[Listener], catalogue: CatalogueArrays) -> np.ndarray:
     """Cosine similarity of every track's embedding with each listener's taste: (listeners, tracks).
 
     Rows are 0 for listeners without a taste vector, everything is 0 without embeddings.
     One matrix product for many listeners: per-listener products are ~50x slower on a
     busy machine (BLAS threads spin on small work).
     """
-    similarities = np.zeros((len(listeners), catalog.size))
-    if catalog.embeddings is None:
+    similarities = np.zeros((len(listeners), catalogue.size))
+    if catalogue.embeddings is None:
         return similarities
     with_taste = [row for row, listener in enumerate(listeners) if listener.taste_vector is not None]
     if not with_taste:
         return similarities
     tastes = np.array([listeners[row].taste_vector for row in with_taste], dtype=np.float64)
-    if tastes.shape[1] != catalog.embeddings.shape[1]:
-        raise ValueError(
-            f"listener tastes have {tastes.shape[1]} dimensions, the catalog's embeddings "
-            f"{catalog.embeddings.shape[1]}"
+    if tastes.shape[1] != catalogue.embeddings.shape[1]:
+        raise CatalogueError(
+            f"listener tastes have {tastes.shape[1]} dimensions, the catalogue's embeddings "
+            f"{catalogue.embeddings.shape[1]}"
         )
-    similarities[with_taste] = tastes @ catalog.embeddings.T
+    similarities[with_taste] = tastes @ catalogue.embeddings.T
     return similarities
 
 
-def taste_model(listener: Listener, catalog: CatalogArrays, similarity: np.ndarray) -> TasteModel:
+def taste_model(listener: Listener, catalogue: CatalogueArrays, similarity: np.ndarray) -> TasteModel:
     """Pick weights of one listener (computed once, used for all its plays).
 
     ``similarity`` is the listener's row of ``audio_similarities``.
     """
-    known = catalog.known_genre_tracks
-    log_weight = listener.popularity_bias * catalog.log_listens[:known] + AUDIO_PULL * similarity[:known]
-    starts = catalog.segment_starts[:-1]
-    sizes = np.diff(catalog.segment_starts)
+    known = catalogue.known_genre_tracks
+    log_weight = listener.popularity_bias * catalogue.log_listens[:known] + AUDIO_PULL * similarity[:known]
+    starts = catalogue.segment_starts[:-1]
+    sizes = np.diff(catalogue.segment_starts)
     log_weight -= np.repeat(np.maximum.reduceat(log_weight, starts), sizes)  # no overflow in exp
     weight = np.exp(log_weight)
     weight /= np.repeat(np.add.reduceat(weight, starts), sizes)
     return TasteModel(
         similarity=similarity,
-        genre_shares=listener.preference_vector(catalog.genre_ids),
+        genre_shares=listener.preference_vector(catalogue.genre_ids),
         cumulative_pick=np.cumsum(weight),
     )
 
 
 def sample_tracks(
-    listener: Listener, catalog: CatalogArrays, model: TasteModel, n: int, rng: np.random.Generator
+    listener: Listener, catalogue: CatalogueArrays, model: TasteModel, n: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Indices of ``n`` tracks picked by the listener: genre by preference, then track by weight.
 
     Each genre's weights sum to 1, so genre ``g``'s tracks cover ``[g, g + 1)`` of the
     cumulative weights and one ``searchsorted`` picks all tracks at once.
     """
-    genres = rng.choice(len(catalog.genre_ids), size=n, p=model.genre_shares)
+    genres = rng.choice(len(catalogue.genre_ids), size=n, p=model.genre_shares)
     picks = np.searchsorted(model.cumulative_pick, genres + rng.random(n), side="right")
-    picks = np.clip(picks, catalog.segment_starts[genres], catalog.segment_starts[genres + 1] - 1)
+    picks = np.clip(picks, catalogue.segment_starts[genres], catalogue.segment_starts[genres + 1] - 1)
     explore = rng.random(n) < listener.exploration
-    picks[explore] = rng.integers(0, catalog.size, size=int(explore.sum()))
+    picks[explore] = rng.integers(0, catalogue.size, size=int(explore.sum()))
     return picks
 
 
 def plan_plays(
     listener: Listener,
-    catalog: CatalogArrays,
+    catalogue: CatalogueArrays,
     *,
     similarity: np.ndarray,
     event_budget: int,
@@ -189,11 +191,11 @@ def plan_plays(
     Draws more plays than needed (a play makes at least two events), then keeps the
     longest prefix whose events fit the budget (at least one play).
     """
-    model = taste_model(listener, catalog, similarity)
+    model = taste_model(listener, catalogue, similarity)
     drawn = max(event_budget // 2, 1)
-    track_index = sample_tracks(listener, catalog, model, drawn, rng)
-    track_affinity = affinity_at(listener, catalog, similarity, track_index)
-    outcomes = draw_outcomes(listener, track_affinity, catalog.clip_s[track_index], rng)
+    track_index = sample_tracks(listener, catalogue, model, drawn, rng)
+    track_affinity = affinity_at(listener, catalogue, similarity, track_index)
+    outcomes = draw_outcomes(listener, track_affinity, catalogue.clip_s[track_index], rng)
     per_play = event_counts(outcomes["pause_position_s"], outcomes["progress_position_s"], outcomes["reaction"])
     keep = max(int(np.searchsorted(np.cumsum(per_play), event_budget, side="right")), 1)
     track_index, track_affinity = track_index[:keep], track_affinity[:keep]
@@ -204,7 +206,7 @@ def plan_plays(
         listener=listener,
         track_index=track_index,
         affinity=track_affinity,
-        clip_s=catalog.clip_s[track_index],
+        clip_s=catalogue.clip_s[track_index],
         skipped=outcomes["skipped"],
         end_position_s=outcomes["end_position_s"],
         pause_position_s=outcomes["pause_position_s"],
@@ -285,11 +287,12 @@ def event_counts(pause_position_s: np.ndarray, progress_position_s: np.ndarray, 
     return 2 + (~np.isnan(pause_position_s)).astype(np.int64) + ~np.isnan(progress_position_s) + (reaction > 0)
 
 
-def play_events(plan: PlayPlan, catalog: CatalogArrays, *, start: datetime, run_key: str) -> Iterator[ListeningEvent]:
+def play_events(plan: PlayPlan, catalogue: CatalogueArrays, *, start: datetime,
+                run_key: str) -> Iterator[ListeningEvent]:
     """The listener's events in time order; ids derive from ``run_key`` (same run, same ids)."""
     user_id = plan.listener.user_id
     start_ms = epoch_ms(start)
-    track_ids = catalog.track_ids[plan.track_index].tolist()
+    track_ids = catalogue.track_ids[plan.track_index].tolist()
     columns = zip(
         track_ids, plan.start_offset_s.tolist(), plan.session_index.tolist(), plan.clip_s.tolist(),
         plan.skipped.tolist(), plan.end_position_s.tolist(), plan.pause_position_s.tolist(),
@@ -343,9 +346,13 @@ def _event_id(run_key: str, user_id: str, sequence: int) -> str:
 
 
 def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the Unix epoch of a timezone-aware ``moment`` (ValueError if naive)."""
+    """Milliseconds since the Unix epoch of a timezone-aware ``moment``.
+
+    A naive ``moment`` raises ``SimulationParameterError``.
+    """
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"start must be timezone-aware (e.g. 2024-01-01T00:00:00+00:00), got {moment.isoformat()}")
+        raise SimulationParameterError(
+            f"start must be timezone-aware (e.g. 2024-01-01T00:00:00+00:00), got {moment.isoformat()}")
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 

@@ -1,8 +1,9 @@
-"""The catalog as the simulator sees it: FMA tracks with popularity and (optional) embeddings.
+"""The catalogue as the simulator sees it: FMA tracks with popularity and (optional) embeddings.
 
-``load_catalog`` reads MongoDB ``tracks`` joined with ``track_features.embedding``;
-``prepare_catalog`` turns any such DataFrame (also one built in a test) into the numpy
-arrays the behaviour model samples from. Bad input raises ``CatalogError`` with a reason.
+``load_catalogue`` reads MongoDB ``tracks`` joined with the usable track embeddings
+(``fma_platform.embeddings``: one rule for bad or mixed-size vectors); ``prepare_catalogue``
+turns any such DataFrame (also one built in a test) into the numpy arrays the behaviour
+model samples from. Bad input raises ``CatalogueError`` with a reason.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import pandas as pd
 from pymongo.database import Database
 
 from fma_platform.contracts import Collection
+from fma_platform.embeddings import embeddings_from_frame, load_track_embeddings
+from simulator.errors import CatalogueError, EmptyCatalogueError
 
 TRACK_ID = "track_id"
 TOP_GENRE_ID = "top_genre_id"
@@ -22,7 +25,7 @@ FAVORITES = "favorites"
 DURATION = "duration"
 EMBEDDING = "embedding"
 REQUIRED_COLUMNS: tuple[str, ...] = (TRACK_ID, TOP_GENRE_ID, LISTENS, FAVORITES, DURATION)
-CATALOG_FIELDS: tuple[str, ...] = (
+CATALOGUE_FIELDS: tuple[str, ...] = (
     TRACK_ID, "title", "artist_name", TOP_GENRE_ID, "top_genre_title", LISTENS, FAVORITES, "interest", DURATION,
 )
 
@@ -37,21 +40,9 @@ QUALITY_CLIP_Z = 2.5
 UNKNOWN_GENRE = -1
 
 
-class SimulatorError(Exception):
-    """Base class of the simulator's errors."""
-
-
-class CatalogError(SimulatorError):
-    """The catalog cannot drive a simulation (missing columns, bad values)."""
-
-
-class EmptyCatalogError(CatalogError):
-    """The catalog has no tracks."""
-
-
 @dataclass(frozen=True)
-class CatalogArrays:
-    """The catalog as aligned arrays, tracks grouped by top-level genre.
+class CatalogueArrays:
+    """The catalogue as aligned arrays, tracks grouped by top-level genre.
 
     Tracks are sorted by genre code: known genres first (code ``i`` is ``genre_ids[i]``,
     its tracks are ``segment_starts[i]:segment_starts[i + 1]``), tracks without a single
@@ -89,43 +80,42 @@ class CatalogArrays:
         return by_genre
 
 
-def load_catalog(db: Database) -> pd.DataFrame:
-    """Tracks of ``db`` with their embedding (column absent when no track has one).
+def load_catalogue(db: Database) -> pd.DataFrame:
+    """Tracks of ``db`` with their usable embedding (column absent when no track has one).
 
     Raises ``pymongo.errors.PyMongoError`` when the server does not answer. An empty
-    ``tracks`` collection gives an empty DataFrame with the catalog columns.
+    ``tracks`` collection gives an empty DataFrame with the catalogue columns.
     """
-    projection = {"_id": 0, **{field: 1 for field in CATALOG_FIELDS}}
-    tracks = pd.DataFrame(list(db[Collection.TRACKS].find({}, projection)), columns=list(CATALOG_FIELDS))
-    features = pd.DataFrame(
-        list(db[Collection.TRACK_FEATURES].find({EMBEDDING: {"$exists": True}}, {"_id": 0, TRACK_ID: 1, EMBEDDING: 1})),
-        columns=[TRACK_ID, EMBEDDING],
-    )
-    if tracks.empty or features.empty:
+    projection = {"_id": 0, **{field: 1 for field in CATALOGUE_FIELDS}}
+    tracks = pd.DataFrame(list(db[Collection.TRACKS].find({}, projection)), columns=list(CATALOGUE_FIELDS))
+    embeddings = load_track_embeddings(db)
+    if tracks.empty or embeddings.size == 0:
         return tracks
-    return tracks.merge(features, on=TRACK_ID, how="left", validate="one_to_one")
+    return tracks.merge(embeddings.frame(), on=TRACK_ID, how="left", validate="one_to_one")
 
 
-def prepare_catalog(catalog: pd.DataFrame) -> CatalogArrays:
-    """Check ``catalog`` and turn it into ``CatalogArrays`` for sampling.
+def prepare_catalogue(catalogue: pd.DataFrame) -> CatalogueArrays:
+    """Check ``catalogue`` and turn it into ``CatalogueArrays`` for sampling.
 
     Missing ``listens``/``favorites`` count as 0; a missing or non-positive ``duration``
-    plays the full 30 s clip. Raises ``EmptyCatalogError`` or ``CatalogError``.
+    plays the full 30 s clip. Embeddings follow ``fma_platform.embeddings``' rule (bad
+    vectors are left out, with a warning). Raises ``EmptyCatalogueError`` or ``CatalogueError``.
     """
-    _check_columns(catalog)
-    track_ids = _track_ids(catalog)
-    genre_codes, genre_ids = _genre_codes(catalog[TOP_GENRE_ID])
+    _check_columns(catalogue)
+    track_ids = _track_ids(catalogue)
+    genre_codes, genre_ids = _genre_codes(catalogue[TOP_GENRE_ID])
     order = np.argsort(np.where(genre_codes == UNKNOWN_GENRE, len(genre_ids), genre_codes), kind="stable")
-    listens = _counts(catalog, LISTENS)[order]
-    favorites = _counts(catalog, FAVORITES)[order]
+    listens = _counts(catalogue, LISTENS)[order]
+    favorites = _counts(catalogue, FAVORITES)[order]
     codes = genre_codes[order]
     segment_starts = np.searchsorted(
         np.where(codes == UNKNOWN_GENRE, len(genre_ids), codes), np.arange(len(genre_ids) + 1), side="left"
     ).astype(np.int64)
     if not genre_ids:
-        raise CatalogError("no track has a top-level genre (top_genre_id): listeners' tastes are defined over genres")
-    embeddings = _embeddings(catalog)
-    return CatalogArrays(
+        raise CatalogueError(
+            "no track has a top-level genre (top_genre_id): listeners' tastes are defined over genres")
+    embeddings = _embeddings(catalogue, track_ids)
+    return CatalogueArrays(
         track_ids=track_ids[order],
         genre_codes=codes,
         genre_ids=genre_ids,
@@ -133,7 +123,7 @@ def prepare_catalog(catalog: pd.DataFrame) -> CatalogArrays:
         listens=listens,
         log_listens=np.log1p(listens),
         quality=quality_scores(listens, favorites),
-        clip_s=_clip_seconds(catalog[DURATION])[order],
+        clip_s=_clip_seconds(catalogue[DURATION])[order],
         embeddings=None if embeddings is None else embeddings[order],
     )
 
@@ -147,23 +137,24 @@ def quality_scores(listens: np.ndarray, favorites: np.ndarray) -> np.ndarray:
     return np.clip((ratio - ratio.mean()) / spread, -QUALITY_CLIP_Z, QUALITY_CLIP_Z)
 
 
-def _check_columns(catalog: pd.DataFrame) -> None:
-    missing = [column for column in REQUIRED_COLUMNS if column not in catalog.columns]
+def _check_columns(catalogue: pd.DataFrame) -> None:
+    missing = [column for column in REQUIRED_COLUMNS if column not in catalogue.columns]
     if missing:
-        raise CatalogError(f"catalog lacks columns {missing} (has {list(catalog.columns)})")
-    if catalog.empty:
-        raise EmptyCatalogError("the catalog has no tracks: load the FMA metadata first (pipeline catalog step)")
+        raise CatalogueError(f"catalogue lacks columns {missing} (has {list(catalogue.columns)})")
+    if catalogue.empty:
+        raise EmptyCatalogueError(
+            "the catalogue has no tracks: load the FMA metadata first (the ETL's catalogue step)")
 
 
-def _track_ids(catalog: pd.DataFrame) -> np.ndarray:
-    ids = pd.to_numeric(catalog[TRACK_ID], errors="coerce")
+def _track_ids(catalogue: pd.DataFrame) -> np.ndarray:
+    ids = pd.to_numeric(catalogue[TRACK_ID], errors="coerce")
     if ids.isna().any() or (ids <= 0).any() or (ids != ids.round()).any():
-        bad = catalog.loc[ids.isna() | (ids <= 0) | (ids != ids.round()), TRACK_ID].head(5).tolist()
-        raise CatalogError(f"track_id must be a positive integer, got e.g. {bad}")
+        bad = catalogue.loc[ids.isna() | (ids <= 0) | (ids != ids.round()), TRACK_ID].head(5).tolist()
+        raise CatalogueError(f"track_id must be a positive integer, got e.g. {bad}")
     ids = ids.to_numpy(dtype=np.int64)
     if len(np.unique(ids)) != len(ids):
         duplicated = pd.Series(ids)[pd.Series(ids).duplicated()].head(5).tolist()
-        raise CatalogError(f"track_id must be unique, duplicated e.g. {duplicated}")
+        raise CatalogueError(f"track_id must be unique, duplicated e.g. {duplicated}")
     return ids
 
 
@@ -172,7 +163,7 @@ def _genre_codes(genres: pd.Series) -> tuple[np.ndarray, tuple[int, ...]]:
     numeric = pd.to_numeric(genres, errors="coerce")
     bad = genres[numeric.isna() & genres.notna()]
     if len(bad):
-        raise CatalogError(f"top_genre_id must be an integer or missing, got e.g. {bad.head(5).tolist()}")
+        raise CatalogueError(f"top_genre_id must be an integer or missing, got e.g. {bad.head(5).tolist()}")
     known = numeric.dropna()
     genre_ids = tuple(int(g) for g in np.unique(known.to_numpy(dtype=np.int64)))
     codes = np.full(len(genres), UNKNOWN_GENRE, dtype=np.int64)
@@ -181,10 +172,10 @@ def _genre_codes(genres: pd.Series) -> tuple[np.ndarray, tuple[int, ...]]:
     return codes, genre_ids
 
 
-def _counts(catalog: pd.DataFrame, column: str) -> np.ndarray:
-    values = pd.to_numeric(catalog[column], errors="coerce")
+def _counts(catalogue: pd.DataFrame, column: str) -> np.ndarray:
+    values = pd.to_numeric(catalogue[column], errors="coerce")
     if (values < 0).any():
-        raise CatalogError(f"{column} must not be negative, got e.g. {values[values < 0].head(5).tolist()}")
+        raise CatalogueError(f"{column} must not be negative, got e.g. {values[values < 0].head(5).tolist()}")
     return values.fillna(0.0).to_numpy(dtype=np.float64)
 
 
@@ -194,24 +185,24 @@ def _clip_seconds(durations: pd.Series) -> np.ndarray:
     return np.round(np.clip(seconds, MIN_CLIP_SECONDS, CLIP_SECONDS), 3)
 
 
-def _embeddings(catalog: pd.DataFrame) -> np.ndarray | None:
-    """Unit-normalised embedding rows (zeros where a track has none); None without any."""
-    if EMBEDDING not in catalog.columns:
+def _embeddings(catalogue: pd.DataFrame, track_ids: np.ndarray) -> np.ndarray | None:
+    """Unit embedding rows aligned to ``track_ids`` (zeros where a track has none); None without any.
+
+    Tracks without an embedding cell are normal here (they play by genre and popularity
+    only); the cells present go through the platform's one rule.
+    """
+    if EMBEDDING not in catalogue.columns:
         return None
-    cells = [cell for cell in catalog[EMBEDDING] if _has_vector(cell)]
-    if not cells:
+    present = catalogue[EMBEDDING].map(_has_vector).to_numpy(dtype=bool)
+    embeddings = embeddings_from_frame(pd.DataFrame({TRACK_ID: track_ids[present],
+                                                     EMBEDDING: catalogue[EMBEDDING][present].tolist()}))
+    if embeddings.size == 0:
         return None
-    dims = {len(cell) for cell in cells}
-    if len(dims) != 1:
-        raise CatalogError(f"embeddings must share one dimension, got dimensions {sorted(dims)}")
-    matrix = np.zeros((len(catalog), dims.pop()), dtype=np.float64)
-    for row, cell in enumerate(catalog[EMBEDDING]):
-        if _has_vector(cell):
-            matrix[row] = np.asarray(cell, dtype=np.float64)
-    if not np.isfinite(matrix).all():
-        raise CatalogError("embeddings must be finite numbers")
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    matrix = np.zeros((track_ids.size, embeddings.dimension), dtype=np.float64)
+    rows = embeddings.positions(track_ids)
+    found = rows >= 0
+    matrix[found] = embeddings.vectors[rows[found]]
+    return matrix
 
 
 def _has_vector(cell: object) -> bool:

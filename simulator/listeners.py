@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.errors import SimulationParameterError
+
 USER_ID_PREFIX = "sim-"
 # How many favourite genres a listener has (1, 2 or 3) and how likely each count is.
 FAVOURITE_COUNTS = (1, 2, 3)
@@ -100,12 +102,12 @@ def make_listeners(
     favourite genres plus noise, normalised.
     """
     if n < 0:
-        raise ValueError(f"the number of listeners must not be negative, got {n}")
+        raise SimulationParameterError(f"the number of listeners must not be negative, got {n}")
     genre_ids = tuple(int(genre) for genre in genres)
     if not genre_ids:
-        raise ValueError("listeners need at least one genre to have preferences over")
+        raise SimulationParameterError("listeners need at least one genre to have preferences over")
     if len(set(genre_ids)) != len(genre_ids):
-        raise ValueError(f"genres must be distinct, got {list(genre_ids)}")
+        raise SimulationParameterError(f"genres must be distinct, got {list(genre_ids)}")
     rng = np.random.default_rng([seed, 0])
     embeddings_by_genre = {int(g): rows for g, rows in (embeddings_by_genre or {}).items() if len(rows)}
     return [_make_listener(index, genre_ids, embeddings_by_genre, rng) for index in range(n)]

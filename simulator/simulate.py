@@ -18,7 +18,8 @@ import pandas as pd
 
 from fma_platform.events import ListeningEvent
 from simulator.behaviour import PlayPlan, audio_similarities, epoch_ms, plan_plays, play_events
-from simulator.catalog import CatalogArrays, prepare_catalog
+from simulator.catalogue import CatalogueArrays, prepare_catalogue
+from simulator.errors import SimulationParameterError
 from simulator.listeners import Listener, make_listeners
 
 DEFAULT_DAYS = 28
@@ -32,7 +33,7 @@ class SimulationResult:
 
     listeners: list[Listener]
     plans: list[PlayPlan]
-    catalog: CatalogArrays
+    catalogue: CatalogueArrays
     start: datetime
     days: int
     seed: int
@@ -45,11 +46,11 @@ class SimulationResult:
     def events(self) -> Iterator[ListeningEvent]:
         """Every event, listener by listener, each listener's in time order (a fresh iterator)."""
         for plan in self.plans:
-            yield from play_events(plan, self.catalog, start=self.start, run_key=self.run_key)
+            yield from play_events(plan, self.catalogue, start=self.start, run_key=self.run_key)
 
 
 def simulate(
-    catalog: pd.DataFrame | CatalogArrays,
+    catalogue: pd.DataFrame | CatalogueArrays,
     *,
     n_listeners: int,
     target_events: int,
@@ -61,11 +62,11 @@ def simulate(
 
     Each listener gets a share of ``target_events`` proportional to its activity (at least
     ``MIN_EVENTS_PER_LISTENER``), so a few heavy listeners make most of the events.
-    Raises ``EmptyCatalogError``/``CatalogError`` for an unusable catalogue and
-    ``ValueError`` for bad parameters (e.g. a ``start`` without a timezone).
+    Raises ``EmptyCatalogueError``/``CatalogueError`` for an unusable catalogue and
+    ``SimulationParameterError`` (a ``ValueError``) for bad parameters (e.g. a ``start`` without a timezone).
     """
     _check_parameters(n_listeners=n_listeners, target_events=target_events, days=days, start=start)
-    arrays = catalog if isinstance(catalog, CatalogArrays) else prepare_catalog(catalog)
+    arrays = catalogue if isinstance(catalogue, CatalogueArrays) else prepare_catalogue(catalogue)
     listeners = make_listeners(
         n_listeners, genres=arrays.genre_ids, seed=seed, embeddings_by_genre=arrays.embeddings_by_genre()
     )
@@ -74,7 +75,7 @@ def simulate(
     return SimulationResult(
         listeners=listeners,
         plans=plans,
-        catalog=arrays,
+        catalogue=arrays,
         start=start,
         days=days,
         seed=seed,
@@ -84,7 +85,7 @@ def simulate(
 
 
 def plan_all_plays(
-    listeners: list[Listener], catalog: CatalogArrays, *, budgets: np.ndarray, days: int, seed: int
+    listeners: list[Listener], catalogue: CatalogueArrays, *, budgets: np.ndarray, days: int, seed: int
 ) -> list[PlayPlan]:
     """Every listener's plays; audio similarities are computed for a chunk of listeners at once.
 
@@ -94,10 +95,10 @@ def plan_all_plays(
     plans = []
     for first in range(0, len(listeners), SIMILARITY_CHUNK):
         chunk = listeners[first:first + SIMILARITY_CHUNK]
-        for offset, (listener, similarity) in enumerate(zip(chunk, audio_similarities(chunk, catalog))):
+        for offset, (listener, similarity) in enumerate(zip(chunk, audio_similarities(chunk, catalogue))):
             index = first + offset
             plans.append(plan_plays(
-                listener, catalog, similarity=similarity, event_budget=int(budgets[index]), days=days,
+                listener, catalogue, similarity=similarity, event_budget=int(budgets[index]), days=days,
                 rng=np.random.default_rng([seed, 1, index]),
             ))
     return plans
@@ -113,20 +114,20 @@ def event_budgets(activities: list[float], target_events: int) -> np.ndarray:
 
 
 def run_key_of(
-    catalog: CatalogArrays, *, n_listeners: int, target_events: int, seed: int, start: datetime, days: int
+    catalogue: CatalogueArrays, *, n_listeners: int, target_events: int, seed: int, start: datetime, days: int
 ) -> str:
     """A fingerprint of everything that determines a run's events (32 hex digits)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{n_listeners}|{target_events}|{seed}|{epoch_ms(start)}|{days}|".encode())
-    digest.update(np.ascontiguousarray(catalog.track_ids).tobytes())
+    digest.update(np.ascontiguousarray(catalogue.track_ids).tobytes())
     return digest.hexdigest()
 
 
 def _check_parameters(*, n_listeners: int, target_events: int, days: int, start: datetime) -> None:
     if n_listeners < 1:
-        raise ValueError(f"n_listeners must be at least 1, got {n_listeners}")
+        raise SimulationParameterError(f"n_listeners must be at least 1, got {n_listeners}")
     if target_events < 1:
-        raise ValueError(f"target_events must be at least 1, got {target_events}")
+        raise SimulationParameterError(f"target_events must be at least 1, got {target_events}")
     if days < 1:
-        raise ValueError(f"days must be at least 1, got {days}")
+        raise SimulationParameterError(f"days must be at least 1, got {days}")
     epoch_ms(start)  # raises for a naive datetime

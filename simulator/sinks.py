@@ -1,8 +1,9 @@
 """Where simulated events and listeners go: MongoDB, a JSON Lines file, or Kafka.
 
 Every sink is idempotent on natural keys where the target allows it: events are upserted
-by ``event_id`` (``_id``), listeners by ``user_id``; files are replaced atomically. Kafka
-is at least once (consumers deduplicate on ``event_id``).
+by ``event_id`` (their ``_id``), listeners by ``user_id`` (their ``_id``) through
+``fma_platform.mongo.upsert_by``; files are replaced atomically. Kafka is at least once
+(consumers deduplicate on ``event_id``).
 """
 
 from __future__ import annotations
@@ -10,36 +11,21 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
-from pymongo import ReplaceOne
 from pymongo.database import Database
 
 from fma_platform.contracts import Collection
 from fma_platform.events import ListeningEvent, encode_event, to_document
+from fma_platform.files import write_atomic
+from fma_platform.mongo import UpsertReport, upsert_by
 from fma_platform.producer import EventProducer, ProducerState
-from simulator.catalog import SimulatorError
+from simulator.errors import KafkaStalledError, SimulationParameterError
 from simulator.listeners import Listener
 
-# Collection of the simulated listeners' latent tastes (ground truth for evaluation).
-SIMULATED_LISTENERS = Collection.SIMULATED_LISTENERS
 MONGO_BATCH_SIZE = 1_000
-
-
-class KafkaStalledError(SimulatorError):
-    """The producer took no event for too long (the broker is down or the topic is missing)."""
-
-
-@dataclass(frozen=True)
-class MongoWriteReport:
-    """Events or listeners written: new documents and documents already there."""
-
-    written: int
-    inserted: int
-    already_present: int
 
 
 @dataclass(frozen=True)
@@ -56,20 +42,24 @@ class KafkaSendReport:
 
 
 def write_events_to_mongo(db: Database, events: Iterable[ListeningEvent], *,
-                          batch_size: int = MONGO_BATCH_SIZE) -> MongoWriteReport:
-    """Upsert ``events`` into ``listening_events`` by ``event_id``: re-running adds nothing."""
-    collection = db[Collection.LISTENING_EVENTS]
-    return _upsert_documents(collection, (to_document(event) for event in events), batch_size=batch_size)
+                          batch_size: int = MONGO_BATCH_SIZE) -> UpsertReport:
+    """Upsert ``events`` into ``listening_events`` by ``event_id``: re-running adds nothing.
+
+    The report's ``inserted`` are new events, ``matched`` the ones already stored.
+    """
+    return upsert_by(db[Collection.LISTENING_EVENTS], (to_document(event) for event in events),
+                     batch_size=batch_size)
 
 
 def write_listeners(target: Database | str | os.PathLike, listeners: Iterable[Listener]) -> int:
-    """Save the listeners' latent tastes: upserted into ``simulated_listeners`` or a JSONL file.
+    """Save the listeners' latent tastes (ground truth for evaluations): upserted into
+    ``simulated_listeners`` or written to a JSONL file.
 
     Every document says ``"simulated": true``. Returns how many listeners were written.
     """
     documents = (listener.to_document() for listener in listeners)
     if isinstance(target, Database):
-        return _upsert_documents(target[SIMULATED_LISTENERS], documents, batch_size=MONGO_BATCH_SIZE).written
+        return upsert_by(target[Collection.SIMULATED_LISTENERS], documents, batch_size=MONGO_BATCH_SIZE).written
     return _write_lines(Path(target), (json.dumps(document).encode("utf-8") for document in documents))
 
 
@@ -92,10 +82,10 @@ def send_events_to_kafka(
     The producer never blocks and drops its oldest events beyond its outbox bound, so
     this waits while more than ``max_pending`` events are unacknowledged (keep it below
     the producer's ``max_buffered``). Raises ``KafkaStalledError`` when the broker takes
-    nothing for ``stall_timeout_s``; ``ValueError`` for a non-positive rate.
+    nothing for ``stall_timeout_s``; ``SimulationParameterError`` for a non-positive rate.
     """
     if rate_per_s is not None and rate_per_s <= 0:
-        raise ValueError(f"rate_per_s must be positive, got {rate_per_s}")
+        raise SimulationParameterError(f"rate_per_s must be positive, got {rate_per_s}")
     before = producer.status()
     started = time.monotonic()
     handed_over = 0
@@ -143,36 +133,18 @@ def _wait_for_room(producer: EventProducer, *, max_pending: int, stall_timeout_s
         status = producer.status()
 
 
-def _upsert_documents(collection, documents: Iterable[dict], *, batch_size: int) -> MongoWriteReport:
-    """Replace-or-insert ``documents`` by ``_id`` in unordered batches."""
-    inserted = present = 0
-    for batch in _batches(documents, batch_size):
-        result = collection.bulk_write(
-            [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in batch], ordered=False
-        )
-        inserted += result.upserted_count
-        present += result.matched_count
-    return MongoWriteReport(written=inserted + present, inserted=inserted, already_present=present)
-
-
-def _batches(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def _write_lines(path: Path, lines: Iterable[bytes]) -> int:
-    """Write ``lines`` to a temporary sibling, then rename it over ``path``; return the count."""
+    """Write ``lines`` to ``path`` atomically (``fma_platform.files.write_atomic``); return the count."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
     count = 0
-    try:
+
+    def write(partial: Path) -> None:
+        nonlocal count
         with open(partial, "wb") as handle:
             for line in lines:
                 handle.write(line)
                 handle.write(b"\n")
                 count += 1
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    write_atomic(path, write)
     return count

@@ -29,7 +29,7 @@ finish is replayed with the same offsets, and every write above is idempotent.
 Latency: with the default 0.1 s trigger, batches run back to back while events flow;
 each batch's time is spread over the steps recorded in ``stream_metrics.step_seconds``.
 The supervisor loop (``supervise``) keeps a heartbeat with the lag per partition for
-``infra.streaming.streaming_health`` and stops the query on SIGTERM/SIGINT.
+the health check (``fma_platform.stream_status``) and stops the query on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -57,9 +57,8 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the project
 
 from fma_platform.contracts import ALS_MODELS, FEATURE_TRANSFORM_MODELS, Collection  # noqa: E402
 from fma_platform.settings import Settings, get_settings  # noqa: E402
-from infra.streaming import (  # noqa: E402
+from fma_platform.stream_status import (  # noqa: E402
     BATCH_KIND,
-    DEFAULT_TRIGGER_S,
     HEARTBEAT_INTERVAL_S,
     HEARTBEAT_KIND,
     QUERY_NAME,
@@ -76,6 +75,9 @@ HISTORY_FIELDS = ("track_id", "type", "listened_s", "track_duration_s", "client_
 DUPLICATE_KEY = 11000
 APPLIED_BATCHES_KEPT = 20  # only the last batch is ever replayed
 HISTORY_HALF_LIVES = 6  # older signals weigh < 2% and are not read
+# Micro-batch interval. Below the batch's own duration, batches run back to back while
+# events flow (no wait for a trigger); when idle the job looks for new offsets this often.
+DEFAULT_TRIGGER_S = 0.1
 
 
 class StreamingJobError(RuntimeError):

@@ -20,9 +20,10 @@ from fma_platform.events import new_event
 from fma_platform.kafka import ensure_topics
 from fma_platform.mongo import mongo_client
 from fma_platform.producer import EventProducer
+from fma_platform.stream_status import heartbeat_id
 from infra import process
 from infra.process import ProcessRecord
-from infra.streaming import StreamingLagError, heartbeat_id, keep_streaming_alive, streaming_spec
+from infra.streaming import StreamingLagError, keep_streaming_alive, streaming_spec
 
 TRACKS = [(1, [1.0, 0.0, 0.0]), (2, [0.9, 0.1, 0.0]), (3, [0.0, 1.0, 0.0]), (4, [0.0, 0.9, 0.1])]
 

@@ -21,20 +21,25 @@ from fma_platform.events import EventType, decode_event, encode_event
 from fma_platform.producer import EventProducer
 from infra.process import free_port
 from simulator import (
-    SIMULATED_LISTENERS,
-    CatalogError,
-    EmptyCatalogError,
+    CatalogueError,
+    EmptyCatalogueError,
+    ServiceDownError,
+    SimulationOptions,
+    SimulationParameterError,
+    Sink,
     affinity,
-    load_catalog,
+    load_catalogue,
     make_listeners,
-    prepare_catalog,
+    parse_start,
+    prepare_catalogue,
+    run_simulation,
     send_events_to_kafka,
     simulate,
+    synthetic_catalogue,
     write_events_jsonl,
     write_events_to_mongo,
     write_listeners,
 )
-from simulator.catalog import synthetic_catalogue
 from simulator.cli import main
 from tests.kafka_helpers import consume_all
 
@@ -149,7 +154,7 @@ def test_completes_and_likes_concentrate_on_the_favourite_genre(result, events, 
 
 
 def test_skips_are_rarer_for_high_affinity_tracks(result, events, catalog):
-    arrays = prepare_catalog(catalog)
+    arrays = prepare_catalogue(catalog)
     listeners = {listener.user_id: listener for listener in result.listeners}
     position = {track_id: index for index, track_id in enumerate(arrays.track_ids)}
     affinities = {user_id: affinity(listener, arrays) for user_id, listener in listeners.items()}
@@ -161,7 +166,7 @@ def test_skips_are_rarer_for_high_affinity_tracks(result, events, catalog):
 
 
 def test_likes_rise_and_dislikes_fall_with_affinity(result, events, catalog):
-    arrays = prepare_catalog(catalog)
+    arrays = prepare_catalogue(catalog)
     position = {track_id: index for index, track_id in enumerate(arrays.track_ids)}
     affinities = {listener.user_id: affinity(listener, arrays) for listener in result.listeners}
 
@@ -195,14 +200,16 @@ def test_listeners_are_reproducible_and_labelled(result):
 
 # --- bad input ----------------------------------------------------------------------------
 def test_bad_input_is_refused_with_a_reason(catalog):
-    with pytest.raises(EmptyCatalogError, match="no tracks"):
+    with pytest.raises(EmptyCatalogueError, match="no tracks"):
         simulate(catalog.iloc[:0], n_listeners=1, target_events=10, seed=1, start=START)
-    with pytest.raises(CatalogError, match="listens"):
+    with pytest.raises(CatalogueError, match="listens"):
         simulate(catalog.drop(columns="listens"), n_listeners=1, target_events=10, seed=1, start=START)
-    with pytest.raises(CatalogError, match="unique"):
+    with pytest.raises(CatalogueError, match="unique"):
         simulate(pd.concat([catalog, catalog.iloc[:1]]), n_listeners=1, target_events=10, seed=1, start=START)
-    with pytest.raises(ValueError, match="timezone"):
+    with pytest.raises(SimulationParameterError, match="timezone"):
         simulate(catalog, n_listeners=1, target_events=10, seed=1, start=datetime(2024, 1, 1))
+    with pytest.raises(SimulationParameterError, match="n_listeners"):
+        simulate(catalog, n_listeners=0, target_events=10, seed=1, start=START)
 
 
 def test_catalogue_without_embeddings_still_simulates(catalog):
@@ -222,7 +229,7 @@ def test_mongo_sink_is_idempotent(mongo_db, catalog):
     second = write_events_to_mongo(mongo_db, outcome.events())
     stored = mongo_db[Collection.LISTENING_EVENTS]
     assert stored.count_documents({}) == outcome.event_count == first.inserted
-    assert (second.inserted, second.already_present) == (0, outcome.event_count)
+    assert (second.inserted, second.matched) == (0, outcome.event_count)
     assert stored.count_documents({"source": "simulator"}) == outcome.event_count
 
 
@@ -230,7 +237,7 @@ def test_listeners_saved_to_mongo_and_file(mongo_db, catalog, tmp_path):
     outcome = small_run(catalog)
     assert write_listeners(mongo_db, outcome.listeners) == 15
     assert write_listeners(mongo_db, outcome.listeners) == 15
-    saved = mongo_db[SIMULATED_LISTENERS]
+    saved = mongo_db[Collection.SIMULATED_LISTENERS]
     assert saved.count_documents({"simulated": True}) == 15
     document = saved.find_one({"_id": "sim-000001"})
     assert document["genre_preferences"][0].keys() == {"genre_id", "share"}
@@ -256,10 +263,10 @@ def test_load_catalog_joins_embeddings(mongo_db, catalog):
         {"track_id": int(track_id), "embedding": [float(x) for x in vector]}
         for track_id, vector in zip(embedded["track_id"], embedded["embedding"])
     ])
-    loaded = load_catalog(mongo_db)
+    loaded = load_catalogue(mongo_db)
     assert len(loaded) == TRACKS
     assert loaded["embedding"].notna().sum() == TRACKS // 2
-    arrays = prepare_catalog(loaded)
+    arrays = prepare_catalogue(loaded)
     assert arrays.genre_ids == tuple(range(10, 10 * GENRES + 1, 10))
     assert arrays.size - arrays.known_genre_tracks == 1
     outcome = simulate(loaded, n_listeners=5, target_events=300, seed=1, start=START)
@@ -267,7 +274,7 @@ def test_load_catalog_joins_embeddings(mongo_db, catalog):
 
 
 def test_empty_database_gives_an_empty_catalogue(mongo_db):
-    assert load_catalog(mongo_db).empty
+    assert load_catalogue(mongo_db).empty
 
 
 def test_kafka_sink_delivers_every_event_once(kafka_broker, unique_topic, catalog):
@@ -292,7 +299,68 @@ def test_kafka_sink_paces_to_the_rate(kafka_broker, unique_topic, catalog):
         send_events_to_kafka(producer, events, rate_per_s=0)
 
 
-# --- command line ----------------------------------------------------------------------------
+# --- the library entry and its command line ----------------------------------------------------
+def options(sink: Sink, **extra) -> SimulationOptions:
+    return SimulationOptions(listeners=10, events=800, seed=3, start=START, sink=sink, **extra)
+
+
+def seed_tracks(mongo_db, catalog) -> None:
+    mongo_db[Collection.TRACKS].insert_many(catalog.drop(columns="embedding").astype(object).to_dict("records"))
+
+
+def test_options_refuse_sink_settings_of_another_sink(tmp_path):
+    with pytest.raises(SimulationParameterError, match="output path"):
+        options(Sink.JSONL)
+    with pytest.raises(SimulationParameterError, match="jsonl sink only"):
+        options(Sink.MONGO, out=tmp_path / "events.jsonl")
+    with pytest.raises(SimulationParameterError, match="kafka sink only"):
+        options(Sink.MONGO, rate_per_s=10.0)
+    assert parse_start("2024-03-01T00:00:00") == START  # no offset: UTC
+    with pytest.raises(SimulationParameterError, match="ISO 8601"):
+        parse_start("yesterday")
+
+
+def test_a_down_database_is_a_service_down_error(settings):
+    down = settings.model_copy(update={"mongo_port": free_port()})
+    with pytest.raises(ServiceDownError, match="^MongoDB at"):
+        run_simulation(down, options(Sink.MONGO))
+
+
+def test_an_empty_catalogue_is_refused(mongo_server):
+    empty = mongo_server.model_copy(update={"mongo_db": f"test_{uuid.uuid4().hex[:10]}"})
+    with pytest.raises(EmptyCatalogueError, match="catalogue is empty"):
+        run_simulation(empty, options(Sink.MONGO))
+
+
+def test_run_to_jsonl_writes_events_and_saves_listeners(mongo_db, mongo_server, catalog, tmp_path):
+    seed_tracks(mongo_db, catalog)
+    here = mongo_server.model_copy(update={"mongo_db": mongo_db.name})
+    out = tmp_path / "events.jsonl"
+    report = run_simulation(here, options(Sink.JSONL, out=out))
+    assert report.written == report.events == len(out.read_bytes().splitlines()) > 0
+    assert report.listeners_saved == 10 and report.sent is None
+    assert mongo_db[Collection.SIMULATED_LISTENERS].count_documents({"simulated": True}) == 10
+
+
+def test_run_to_mongo_twice_stores_each_event_once(mongo_db, mongo_server, catalog):
+    seed_tracks(mongo_db, catalog)
+    here = mongo_server.model_copy(update={"mongo_db": mongo_db.name})
+    first = run_simulation(here, options(Sink.MONGO))
+    second = run_simulation(here, options(Sink.MONGO))
+    assert second.run_key == first.run_key
+    assert second.already_present == first.inserted == first.events and second.inserted == 0
+    assert mongo_db[Collection.LISTENING_EVENTS].count_documents({}) == first.events
+
+
+def test_run_to_kafka_sends_every_event(mongo_db, mongo_server, kafka_broker, catalog):
+    seed_tracks(mongo_db, catalog)
+    here = kafka_broker.model_copy(update={"mongo_db": mongo_db.name})
+    report = run_simulation(here, options(Sink.KAFKA, rate_per_s=5000.0))
+    assert report.sent == report.events > 0
+    assert report.as_dict().keys() == {"run_key", "listeners", "events", "sink", "listeners_saved", "sent",
+                                        "elapsed_s"}
+
+
 RUN_ARGS = ["run", "--listeners", "10", "--events", "800", "--seed", "3", "--start", "2024-03-01T00:00:00Z"]
 
 
@@ -303,35 +371,14 @@ def test_cli_reports_a_down_database_in_one_line(settings, capsys):
     assert error.startswith("simulator: MongoDB at") and error.count("\n") == 1
 
 
-def test_cli_refuses_an_empty_catalogue(mongo_server, capsys):
-    empty = mongo_server.model_copy(update={"mongo_db": f"test_{uuid.uuid4().hex[:10]}"})
-    assert main([*RUN_ARGS, "--to", "mongo"], settings=empty) == 1
-    assert "catalog is empty" in capsys.readouterr().err
-
-
-def test_cli_writes_jsonl_and_saves_listeners(mongo_db, mongo_server, catalog, tmp_path, capsys):
-    mongo_db[Collection.TRACKS].insert_many(catalog.drop(columns="embedding").astype(object).to_dict("records"))
+def test_cli_prints_the_report_as_one_json_line(mongo_db, mongo_server, catalog, tmp_path, capsys):
+    seed_tracks(mongo_db, catalog)
     here = mongo_server.model_copy(update={"mongo_db": mongo_db.name})
     out = tmp_path / "events.jsonl"
     assert main([*RUN_ARGS, "--to", "jsonl", "--out", str(out)], settings=here) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["written"] == summary["events"] == len(out.read_bytes().splitlines()) > 0
-    assert mongo_db[SIMULATED_LISTENERS].count_documents({"simulated": True}) == 10
-
-
-def test_cli_run_to_mongo_twice_stores_each_event_once(mongo_db, mongo_server, catalog, capsys):
-    mongo_db[Collection.TRACKS].insert_many(catalog.drop(columns="embedding").astype(object).to_dict("records"))
-    here = mongo_server.model_copy(update={"mongo_db": mongo_db.name})
-    assert main([*RUN_ARGS, "--to", "mongo"], settings=here) == 0
-    assert main([*RUN_ARGS, "--to", "mongo"], settings=here) == 0
-    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
-    assert second["already_present"] == first["inserted"] == first["events"]
-    assert mongo_db[Collection.LISTENING_EVENTS].count_documents({}) == first["events"]
-
-
-def test_cli_run_to_kafka_sends_every_event(mongo_db, mongo_server, kafka_broker, catalog, capsys):
-    mongo_db[Collection.TRACKS].insert_many(catalog.drop(columns="embedding").astype(object).to_dict("records"))
-    here = kafka_broker.model_copy(update={"mongo_db": mongo_db.name})
-    assert main([*RUN_ARGS, "--to", "kafka", "--rate", "5000"], settings=here) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["sent"] == summary["events"] > 0
+    assert summary["sink"] == "jsonl" and summary["out"] == str(out)
+    with pytest.raises(SystemExit) as exited:
+        main([*RUN_ARGS[:-1], "not-a-date", "--to", "mongo"], settings=here)
+    assert exited.value.code == 2 and "ISO 8601" in capsys.readouterr().err

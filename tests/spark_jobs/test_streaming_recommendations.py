@@ -15,7 +15,8 @@ from kafka import KafkaProducer
 from fma_platform.contracts import Collection
 from fma_platform.events import MAX_EVENT_BYTES, encode_event, new_event
 from fma_platform.producer import EventProducer
-from infra.streaming import StreamingDeadError, StreamingLagError, heartbeat_id, streaming_health, streaming_spec
+from fma_platform.stream_status import heartbeat_id
+from infra.streaming import StreamingDeadError, StreamingLagError, streaming_health, streaming_spec
 from spark_jobs import realtime
 from spark_jobs.kafka_source import close_read_consumers
 from spark_jobs.realtime import KafkaRecord

@@ -18,8 +18,7 @@ import pytest
 from fma_platform.contracts import ALS_MODELS, Collection
 from fma_platform.events import to_document
 from fma_platform.settings import get_settings
-from simulator import simulate
-from simulator.catalog import synthetic_catalogue
+from simulator import simulate, synthetic_catalogue
 from spark_jobs import als_registry as registry
 from spark_jobs.interactions import (
     EVENT_COLUMNS,
