@@ -1,12 +1,13 @@
 """What the analyst pages read, shaped as tidy DataFrames for Altair.
 
-Every function takes a ``Database`` and returns an empty frame (or ``None``) when its
-collection holds nothing yet, so a page can say "no data yet" instead of crashing.
+Readers take a ``Database`` and return an empty frame (or ``None``) when their collection
+holds nothing yet, so a page can say "no data yet" instead of crashing; the other
+functions select from or reshape those frames. Documents follow ``fma_platform.contracts``
+and, for ``model_runs``, ``fma_platform.model_runs`` (read by field, never by parsing ids).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -16,6 +17,8 @@ from pymongo.database import Database
 
 from audio_features.fma_schema import TOP_LEVEL_GENRES
 from fma_platform.contracts import Collection
+from fma_platform.embeddings import load_track_embeddings
+from fma_platform.model_runs import CHAMPION_METRIC, RECOMMENDATION_METRICS, RunFamily, RunKind, metric_label
 from fma_platform.settings import Settings
 
 
@@ -36,6 +39,7 @@ def run_overview(runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The ``fma_etl`` DAG's tasks that record a stage time, in pipeline order (task ids).
 ETL_STAGES = ["acquire", "catalog", "extract", "validate", "transform", "load"]
 
 
@@ -87,64 +91,76 @@ def airflow_run_url(settings: Settings, run_id: str) -> str:
 
 
 # --- models -------------------------------------------------------------------------------
-def metric_key(name: str) -> str:
-    """``"NDCG@10"``, ``"ndcg_at_10"`` and ``"ndcg_10"`` all become ``"ndcg10"``."""
-    return re.sub(r"[^a-z0-9]", "", name.lower().replace("@", "").replace("_at_", ""))
+RUN_COLUMNS = ["run_id", "job_run_id", "family", "model", "kind", "label", "k", "champion", "created_at",
+               "metric", "metric_label", "value", "params", "model_version", "promotion"]
 
 
 def model_runs(db: Database) -> pd.DataFrame:
-    """Long form (run_id, model, kind, champion, created_at, metric, value, params, model_version,
-    promotion): one row per numeric metric of each run."""
-    columns = ["run_id", "model", "kind", "champion", "created_at", "metric", "value", "params", "model_version",
-               "promotion"]
+    """Long form of ``model_runs`` (``fma_platform.model_runs``): one row per numeric metric of
+    each run, with the run's fields, ``k`` (its ``params.k``) and the metric's label ("NDCG@10")."""
     rows = []
     for run in db[Collection.MODEL_RUNS].find({}, {"_id": 0, "data_snapshot": 0}).sort([("created_at", DESCENDING)]):
+        params = run.get("params") or {}
+        k = params.get("k")
         for metric, value in (run.get("metrics") or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                rows.append({"run_id": run["run_id"], "model": run.get("model"), "kind": run.get("kind"),
-                             "champion": bool(run.get("champion")), "created_at": run.get("created_at"),
-                             "metric": metric, "value": float(value), "params": run.get("params") or {},
+                rows.append({"run_id": run["run_id"], "job_run_id": run.get("job_run_id"),
+                             "family": run.get("family"), "model": run.get("model"), "kind": run.get("kind"),
+                             "label": run.get("label"), "k": k, "champion": bool(run.get("champion")),
+                             "created_at": run.get("created_at"), "metric": metric,
+                             "metric_label": metric_label(metric, k), "value": float(value), "params": params,
                              "model_version": run.get("model_version"), "promotion": run.get("promotion")})
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
-RECOMMENDER = "als"
-# Models of the similar-tracks job (LSH and its baselines): a family of their own.
-SIMILARITY_MODELS = ("lsh", "exact_knn", "random_neighbours")
-# The recommender's quality measures, as ``train_als`` names them (k = its cut-off, 10).
-COMPARED_KEYS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "catalogue_coverage_at_k",
-                 "intra_list_diversity_at_k", "novelty_at_k")
+def cutoff(k: object) -> int | None:
+    """A run's ``k`` as an int; None when the run recorded none (NaN in the frame)."""
+    return None if k is None or pd.isna(k) else int(k)
 
 
-def recommender_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The recommender family's rows: ALS trials and finals and the baselines evaluated with them."""
-    return runs[~runs["model"].isin(SIMILARITY_MODELS)]
+def label_of(runs: pd.DataFrame, metric: str) -> str:
+    """``metric``'s label over ``runs``: with their cut-off when all share one ("NDCG@10"), else "NDCG@k"."""
+    cutoffs = runs.loc[runs["metric"] == metric, "k"].dropna().unique()
+    return metric_label(metric, int(cutoffs[0]) if len(cutoffs) == 1 else None)
 
 
-def training_run_of(run_id: str) -> str:
-    """The training DAG run a model run belongs to (``<run>-trial-03``, ``<run>-final``,
-    ``<run>-baseline-random`` -> ``<run>``)."""
-    return re.sub(r"-(trial-\d+|final|baseline-.+)$", "", run_id)
+def family_runs(runs: pd.DataFrame, family: RunFamily) -> pd.DataFrame:
+    return runs[runs["family"] == str(family)]
 
 
-def champion_run(runs: pd.DataFrame, model: str = RECOMMENDER) -> pd.Series | None:
-    """The latest final run of ``model`` marked champion (one row of ``model_runs``), if any."""
-    finals = runs[(runs["model"] == model) & (runs["kind"] == "final") & runs["champion"]]
-    if finals.empty:
-        return None
-    return finals.sort_values("created_at").iloc[-1]
+def champion_run(runs: pd.DataFrame, family: RunFamily) -> pd.Series | None:
+    """The latest final run of ``family`` marked champion (its first metric row), if any."""
+    finals = family_runs(runs, family)
+    finals = finals[(finals["kind"] == RunKind.FINAL) & finals["champion"]]
+    return None if finals.empty else finals.sort_values("created_at").iloc[-1]
 
 
-def tuning_grid(runs: pd.DataFrame, *, metric: str = "ndcg_at_k", model: str = RECOMMENDER) -> pd.DataFrame:
-    """The latest tuning run's trials of ``model`` as (x param, y param, value), on the two
-    params with the most distinct values. Columns ``x, y, value, x_param, y_param``."""
-    wanted = metric_key(metric)
-    trials = runs[(runs["kind"] == "trial") & (runs["model"] == model) & (runs["metric"].map(metric_key) == wanted)]
+def latest_final_run(runs: pd.DataFrame, family: RunFamily) -> pd.Series | None:
+    """The latest final run of ``family`` (champion or not), if any."""
+    finals = family_runs(runs, family)
+    finals = finals[finals["kind"] == RunKind.FINAL]
+    return None if finals.empty else finals.sort_values("created_at").iloc[-1]
+
+
+def run_metric(runs: pd.DataFrame, run_id: str, metric: str) -> float | None:
+    """The value of ``metric`` in run ``run_id``; None when the run did not record it."""
+    values = runs.loc[(runs["run_id"] == run_id) & (runs["metric"] == metric), "value"]
+    return None if values.empty else float(values.iloc[0])
+
+
+def tuning_grid(runs: pd.DataFrame, *, family: RunFamily = RunFamily.RECOMMENDATIONS,
+                metric: str | None = None) -> pd.DataFrame:
+    """The trials of ``family``'s latest job run as (x param, y param, value of ``metric``, by
+    default the family's champion metric), on the two params with the most distinct values
+    (``k``, the metrics' cut-off, is not a tuned param). Columns ``x_param, y_param, x, y, value``."""
+    metric = metric or CHAMPION_METRIC[family]
+    trials = family_runs(runs, family)
+    trials = trials[(trials["kind"] == RunKind.TRIAL) & (trials["metric"] == metric)]
     if trials.empty:
         return pd.DataFrame(columns=["x_param", "y_param", "x", "y", "value"])
-    latest = training_run_of(trials.sort_values("created_at").iloc[-1]["run_id"])
-    trials = trials[trials["run_id"].map(training_run_of) == latest]
-    params = pd.DataFrame(list(trials["params"])).astype(str)
+    latest = trials.sort_values("created_at").iloc[-1]["job_run_id"]
+    trials = trials[trials["job_run_id"] == latest]
+    params = pd.DataFrame(list(trials["params"])).drop(columns=["k"], errors="ignore").astype(str)
     varying = sorted(params.columns, key=lambda column: -params[column].nunique())[:2]
     x_param = varying[0]
     y_param = varying[1] if len(varying) > 1 else varying[0]
@@ -153,26 +169,30 @@ def tuning_grid(runs: pd.DataFrame, *, metric: str = "ndcg_at_k", model: str = R
     return grid.assign(x_param=x_param, y_param=y_param)
 
 
-def champion_vs_baselines(runs: pd.DataFrame, model: str = RECOMMENDER) -> pd.DataFrame:
-    """The champion's metrics beside those of the baselines evaluated on the same holdout
-    (same training run), long form (model, metric, value)."""
-    champion = champion_run(runs, model)
+def champion_vs_baselines(runs: pd.DataFrame, *, family: RunFamily = RunFamily.RECOMMENDATIONS,
+                          metrics: tuple[str, ...] = RECOMMENDATION_METRICS) -> pd.DataFrame:
+    """The champion's ``metrics`` beside those of the baselines of the same job run (the same
+    holdout), long form (model, metric, metric_label, value)."""
+    columns = ["model", "metric", "metric_label", "value"]
+    champion = champion_run(runs, family)
     if champion is None:
-        return pd.DataFrame(columns=["model", "metric", "value"])
-    same_run = runs[runs["run_id"].map(training_run_of) == training_run_of(champion["run_id"])]
-    chosen = same_run[((same_run["run_id"] == champion["run_id"]) | (same_run["kind"] == "baseline"))
-                      & same_run["metric"].isin(COMPARED_KEYS)]
-    chosen = chosen.assign(model=np.where(chosen["run_id"] == champion["run_id"], f"champion ({model})",
+        return pd.DataFrame(columns=columns)
+    same_run = family_runs(runs, family)
+    same_run = same_run[same_run["job_run_id"] == champion["job_run_id"]]
+    chosen = same_run[((same_run["run_id"] == champion["run_id"]) | (same_run["kind"] == RunKind.BASELINE))
+                      & same_run["metric"].isin([str(m) for m in metrics])]
+    chosen = chosen.assign(model=np.where(chosen["run_id"] == champion["run_id"], f"champion ({champion['model']})",
                                           chosen["model"].astype(str)))
-    return chosen[["model", "metric", "value"]].reset_index(drop=True)
+    return chosen[columns].reset_index(drop=True)
 
 
-def metric_history(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """``metric`` of every holdout evaluation (finals and baselines) of the recommender family
-    over time: columns created_at, model, run_id, value."""
-    rows = recommender_runs(runs)
-    rows = rows[rows["kind"].isin(["final", "baseline"]) & (rows["metric"] == metric)]
-    return rows[["created_at", "model", "run_id", "value"]].sort_values("created_at", ignore_index=True)
+def metric_history(runs: pd.DataFrame, metric: str, *,
+                   family: RunFamily = RunFamily.RECOMMENDATIONS) -> pd.DataFrame:
+    """``metric`` of every holdout evaluation (finals and baselines) of ``family`` over time:
+    columns created_at, model, job_run_id, value."""
+    rows = family_runs(runs, family)
+    rows = rows[rows["kind"].isin([RunKind.FINAL, RunKind.BASELINE]) & (rows["metric"] == metric)]
+    return rows[["created_at", "model", "job_run_id", "value"]].sort_values("created_at", ignore_index=True)
 
 
 # --- live listening -----------------------------------------------------------------------
@@ -271,18 +291,22 @@ def principal_components(matrix: np.ndarray, *, n: int = 2) -> np.ndarray:
 
 
 def embedding_map(db: Database, *, limit: int = 5000) -> pd.DataFrame:
-    """Tracks at the first two PCA coordinates of their embedding, with title and genre."""
-    features = list(db[Collection.TRACK_FEATURES].find(
-        {"embedding.1": {"$exists": True}}, {"_id": 0, "track_id": 1, "embedding": 1}).limit(limit))
+    """Up to ``limit`` tracks (evenly spread over the track ids) at the first two principal
+    coordinates of their embedding, with title and genre. Embeddings are read by
+    ``fma_platform.embeddings.load_track_embeddings``: tracks its rule leaves out are not drawn."""
     columns = ["track_id", "pc1", "pc2", "genre", "title"]
-    if len(features) < 2:
+    ids = np.unique([doc["track_id"] for doc in db[Collection.TRACK_FEATURES].find({}, {"_id": 0, "track_id": 1})])
+    if ids.size > limit:
+        ids = ids[np.unique(np.linspace(0, ids.size - 1, limit).round().astype(int))]
+    embeddings = load_track_embeddings(db, track_ids=ids.tolist())
+    if embeddings.size < 2:
         return pd.DataFrame(columns=columns)
+    track_ids = embeddings.ids.tolist()
     tracks = {doc["track_id"]: doc for doc in db[Collection.TRACKS].find(
-        {"track_id": {"$in": [f["track_id"] for f in features]}},
-        {"_id": 0, "track_id": 1, "title": 1, "top_genre_title": 1})}
-    coordinates = principal_components(np.asarray([f["embedding"] for f in features], dtype=float))
+        {"track_id": {"$in": track_ids}}, {"_id": 0, "track_id": 1, "title": 1, "top_genre_title": 1})}
+    coordinates = principal_components(embeddings.vectors.astype(np.float64))
     return pd.DataFrame({
-        "track_id": [f["track_id"] for f in features], "pc1": coordinates[:, 0], "pc2": coordinates[:, 1],
-        "genre": [tracks.get(f["track_id"], {}).get("top_genre_title") or "Unknown" for f in features],
-        "title": [tracks.get(f["track_id"], {}).get("title", "") for f in features],
+        "track_id": track_ids, "pc1": coordinates[:, 0], "pc2": coordinates[:, 1],
+        "genre": [tracks.get(t, {}).get("top_genre_title") or "Unknown" for t in track_ids],
+        "title": [tracks.get(t, {}).get("title", "") for t in track_ids],
     })

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboards.errors import DashboardError
+
 COMPONENT_NAME = "fma_audio_player"
 PLAYER_KEY = "fma_audio_player"
 PROGRESS_EVERY_S = 10
@@ -21,7 +23,7 @@ _ASSETS = Path(__file__).resolve().parent / "components"
 MIME_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".ogg": "audio/ogg", ".flac": "audio/flac"}
 
 
-class AudioUnavailableError(FileNotFoundError):
+class AudioUnavailableError(DashboardError):
     """The track's audio file is missing or unreadable."""
 
 

@@ -20,6 +20,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from audio_features.fma_schema import TOP_LEVEL_GENRES
+from dashboards.errors import DashboardError
 from fma_platform.contracts import Collection
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9_.-]{3,32}$")
@@ -34,16 +35,16 @@ class Role(StrEnum):
     ANALYST = "analyst"
 
 
-class AccountError(ValueError):
+class AccountError(DashboardError):
     """A sign-up or log-in that cannot succeed; ``str(error)`` is safe to show."""
 
 
 class UsernameTakenError(AccountError):
-    pass
+    """Sign-up with a username another account has."""
 
 
 class InvalidCredentialsError(AccountError):
-    pass
+    """Log-in with an unknown username or a wrong password (which of the two is not said)."""
 
 
 @dataclass(frozen=True)

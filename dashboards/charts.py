@@ -31,7 +31,7 @@ def metrics_over_time_chart(history: pd.DataFrame, *, metric: str) -> alt.Chart:
         x=alt.X("created_at:T", title="evaluated at (UTC)", scale=alt.Scale(type="utc"),
                 axis=alt.Axis(format="%m-%d %H:%M")),
         y=alt.Y("value:Q", title=metric), color="model:N",
-        tooltip=["run_id", "model", alt.Tooltip("value:Q", format=".4f")],
+        tooltip=["job_run_id", "model", alt.Tooltip("value:Q", format=".4f")],
     )
 
 
@@ -52,8 +52,8 @@ def comparison_chart(compared: pd.DataFrame) -> alt.Chart:
     """One small bar chart per metric (each on its own scale: novelty is in bits, the rest in 0..1)."""
     return alt.Chart(compared).mark_bar().encode(
         x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)), y=alt.Y("value:Q", title=None),
-        color="model:N", tooltip=["model", "metric", alt.Tooltip("value:Q", format=".4f")],
-    ).properties(width=110, height=160).facet(facet=alt.Facet("metric:N", title=None), columns=4).resolve_scale(
+        color="model:N", tooltip=["model", "metric_label", alt.Tooltip("value:Q", format=".4f")],
+    ).properties(width=110, height=160).facet(facet=alt.Facet("metric_label:N", title=None), columns=4).resolve_scale(
         y="independent")
 
 

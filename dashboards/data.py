@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import DESCENDING
 from pymongo.database import Database
 
 from audio_features.fma_schema import TOP_LEVEL_GENRES
 from fma_platform.catalogue import POPULARITY_ORDER, TRACK_PROJECTION, search_tracks
 from fma_platform.contracts import Collection
 from fma_platform.events import EventType
+from fma_platform.listening import REASON_PLAYED, REASON_POPULAR, REASON_POPULAR_IN_GENRE
 
 
 class RecommendationSource(StrEnum):
@@ -28,7 +29,7 @@ class RecommendationSource(StrEnum):
 class Recommendation:
     track: dict
     score: float | None
-    reason: str
+    reason: str | None  # a ``fma_platform.listening`` reason text; None when the writer gave none
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,7 @@ def _join_items(db: Database, items: list[dict], *, exclude: set[int], limit: in
     wanted = [item for item in items if int(item["track_id"]) not in exclude]
     tracks = tracks_by_id(db, [item["track_id"] for item in wanted])
     joined = [
-        Recommendation(track=tracks[int(item["track_id"])], score=item.get("score"),
-                       reason=item.get("reason") or "recommended for you")
+        Recommendation(track=tracks[int(item["track_id"])], score=item.get("score"), reason=item.get("reason"))
         for item in wanted if int(item["track_id"]) in tracks
     ]
     return joined[:limit]
@@ -71,8 +71,9 @@ def popular_in_genres(db: Database, genres: list[int], *, exclude: set[int], lim
     cursor = db[Collection.TRACKS].find(selector, TRACK_PROJECTION).sort(POPULARITY_ORDER).limit(limit)
     return [
         Recommendation(track=doc, score=None,
-                       reason=f"popular in {doc.get('top_genre_title') or genre_title(doc.get('top_genre_id'))}, "
-                              "a genre you picked" if genres else "popular on the platform")
+                       reason=REASON_POPULAR_IN_GENRE.format(
+                           genre=doc.get("top_genre_title") or genre_title(doc.get("top_genre_id")))
+                       if genres else REASON_POPULAR)
         for doc in cursor
     ]
 
@@ -101,11 +102,13 @@ def up_next(db: Database, *, user_id: str, genres: list[int], exclude: set[int] 
                   items=popular_in_genres(db, genres, exclude=set(exclude), limit=limit))
 
 
-def similar_to(db: Database, track_id: int, *, limit: int = 10) -> list[Recommendation]:
-    """The "radio" of a track: its nearest neighbours from ``similar_tracks``, best first."""
-    document = db[Collection.SIMILAR_TRACKS].find_one({"track_id": int(track_id)}, {"_id": 0, "neighbours": 1})
-    neighbours = [{**n, "reason": f"sounds like track {track_id}"} for n in (document or {}).get("neighbours") or []]
-    return _join_items(db, neighbours, exclude={int(track_id)}, limit=limit)
+def similar_to(db: Database, track: dict, *, limit: int = 10) -> list[Recommendation]:
+    """The "radio" of the playing ``track``: its nearest neighbours from ``similar_tracks``, best first."""
+    track_id = int(track["track_id"])
+    document = db[Collection.SIMILAR_TRACKS].find_one({"track_id": track_id}, {"_id": 0, "neighbours": 1})
+    reason = REASON_PLAYED.format(title=track.get("title") or f"track {track_id}")
+    neighbours = [{**n, "reason": reason} for n in (document or {}).get("neighbours") or []]
+    return _join_items(db, neighbours, exclude={track_id}, limit=limit)
 
 
 def listening_history(db: Database, user_id: str, *, limit: int = 50) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Models page (analysts): metrics over time, tuning grid, champion against baselines."""
+"""Models page (analysts): each family's champion, metrics over time, tuning grid, champion
+against baselines, read from ``model_runs`` by field (``fma_platform.model_runs``)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.analytics import (
-    COMPARED_KEYS,
-    RECOMMENDER,
     champion_run,
     champion_vs_baselines,
+    cutoff,
+    label_of,
+    latest_final_run,
     metric_history,
     model_runs,
+    run_metric,
     tuning_grid,
 )
 from dashboards.auth import Role
@@ -19,8 +22,15 @@ from dashboards.charts import comparison_chart, metrics_over_time_chart, tuning_
 from dashboards.views.common import database_section, empty_state, service_banners
 from dashboards.services import database, database_key
 from dashboards.session import require_role
+from fma_platform.model_runs import CHAMPION_METRIC, RECOMMENDATION_METRICS, RunFamily, metric_label
 
-GRID_METRIC = "ndcg_at_k"
+RECOMMENDATIONS = RunFamily.RECOMMENDATIONS
+# How the page names each family, and what to run when it has no champion yet.
+FAMILY_NAMES = {RunFamily.RECOMMENDATIONS: "Recommender", RunFamily.SIMILAR_TRACKS: "Similar tracks"}
+NO_CHAMPION = {
+    RunFamily.RECOMMENDATIONS: "the first training run that beats the baselines becomes one",
+    RunFamily.SIMILAR_TRACKS: "the similar-tracks job publishes one on its first run",
+}
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -37,52 +47,60 @@ def models_page() -> None:
         if runs.empty:
             empty_state("model runs", "run the training DAG (ALS tuning and baselines)")
             return
-        _champions(runs)
+        for family in RunFamily:
+            _champion(runs, family)
         _history(runs)
-        st.subheader("Tuning grid (NDCG@k on the validation split, latest tuning run)")
-        grid = tuning_grid(runs, metric=GRID_METRIC)
-        if grid.empty:
-            empty_state("tuning trials", "the training DAG records each ALS trial with kind='trial'")
-        else:
-            st.altair_chart(tuning_heatmap(grid, metric=GRID_METRIC), key="tuning_heatmap")
-        st.subheader("Champion vs baselines (same holdout)")
-        compared = champion_vs_baselines(runs)
-        if compared.empty:
-            empty_state("a champion with baselines", "the training DAG promotes a champion after evaluating it")
-        else:
-            st.altair_chart(comparison_chart(compared), key="comparison_chart")
-            st.dataframe(compared.pivot(index="metric", columns="model", values="value"), key="comparison_table")
+        _tuning(runs)
+        _comparison(runs)
 
 
-def _champions(runs: pd.DataFrame) -> None:
-    champion = champion_run(runs)
+def _champion(runs: pd.DataFrame, family: RunFamily) -> None:
+    name, metric = FAMILY_NAMES[family], CHAMPION_METRIC[family]
+    champion = champion_run(runs, family)
     if champion is None:
-        st.info("No ALS champion yet: the first training run that beats the baselines becomes one.")
+        st.info(f"No {name.lower()} champion yet: {NO_CHAMPION[family]}.")
     else:
-        st.success(f"Recommender champion: {champion['model']} {champion.get('model_version') or ''} "
-                   f"(run {champion['run_id']}, NDCG@k {_metric(runs, champion['run_id'], 'ndcg_at_k')})")
-    latest = runs[(runs["model"] == RECOMMENDER) & (runs["kind"] == "final")].sort_values("created_at")
-    if not latest.empty and (champion is None or latest.iloc[-1]["run_id"] != champion["run_id"]):
-        promotion = latest.iloc[-1].get("promotion") or {}
-        st.caption(f"Latest candidate {latest.iloc[-1]['run_id']}: {promotion.get('reason', 'not promoted')}")
-    similar = champion_run(runs, "lsh")
-    if similar is not None:
-        st.caption(f"Similar tracks: LSH run {similar['run_id']} "
-                   f"(recall@10 vs exact {_metric(runs, similar['run_id'], 'recall_at_10')})")
-
-
-def _metric(runs: pd.DataFrame, run_id: str, metric: str) -> str:
-    values = runs[(runs["run_id"] == run_id) & (runs["metric"] == metric)]["value"]
-    return f"{values.iloc[0]:.4f}" if not values.empty else "n/a"
+        value = run_metric(runs, champion["run_id"], metric)
+        shown = "n/a" if value is None else f"{value:.4f}"
+        st.success(f"{name} champion: {champion['model']} {champion['model_version'] or ''} "
+                   f"(job run {champion['job_run_id']}, {metric_label(metric, cutoff(champion['k']))} {shown})")
+    latest = latest_final_run(runs, family)
+    if latest is not None and (champion is None or latest["run_id"] != champion["run_id"]):
+        promotion = latest["promotion"] or {}
+        st.caption(f"Latest {name.lower()} candidate (job run {latest['job_run_id']}): "
+                   f"{promotion.get('reason', 'not promoted')}")
 
 
 def _history(runs: pd.DataFrame) -> None:
     st.subheader("Holdout metrics over time")
-    options = [m for m in COMPARED_KEYS if m in set(runs["metric"])]
+    recorded = set(runs.loc[runs["family"] == RECOMMENDATIONS, "metric"])
+    options = [str(m) for m in RECOMMENDATION_METRICS if m in recorded]
     if not options:
         empty_state("holdout evaluations", "the training DAG evaluates ALS and the baselines on a holdout")
         return
-    metric = st.selectbox("Metric", options, index=options.index("ndcg_at_k") if "ndcg_at_k" in options else 0,
-                          key="models_metric")
-    st.altair_chart(metrics_over_time_chart(metric_history(runs, metric), metric=metric),
+    default = str(CHAMPION_METRIC[RECOMMENDATIONS])
+    metric = st.selectbox("Metric", options, index=options.index(default) if default in options else 0,
+                          format_func=lambda m: label_of(runs, m), key="models_metric")
+    st.altair_chart(metrics_over_time_chart(metric_history(runs, metric), metric=label_of(runs, metric)),
                     key="metrics_over_time_chart")
+
+
+def _tuning(runs: pd.DataFrame) -> None:
+    metric = CHAMPION_METRIC[RECOMMENDATIONS]
+    label = label_of(runs, metric)
+    st.subheader(f"Tuning grid ({label} on the validation split, latest tuning run)")
+    grid = tuning_grid(runs, family=RECOMMENDATIONS, metric=metric)
+    if grid.empty:
+        empty_state("tuning trials", "the training DAG records each ALS trial with kind='trial'")
+    else:
+        st.altair_chart(tuning_heatmap(grid, metric=label), key="tuning_heatmap")
+
+
+def _comparison(runs: pd.DataFrame) -> None:
+    st.subheader("Champion vs baselines (same holdout)")
+    compared = champion_vs_baselines(runs, family=RECOMMENDATIONS)
+    if compared.empty:
+        empty_state("a champion with baselines", "the training DAG promotes a champion after evaluating it")
+        return
+    st.altair_chart(comparison_chart(compared), key="comparison_chart")
+    st.dataframe(compared.pivot(index="metric_label", columns="model", values="value"), key="comparison_table")

@@ -132,7 +132,7 @@ def _radio(queue: PlayerQueue) -> None:
         st.caption("Play a track to get its radio.")
         return
     with database_section("Similar tracks"):
-        similar = similar_to(database(), queue.current["track_id"], limit=10)
+        similar = similar_to(database(), queue.current, limit=10)
         if not similar:
             st.caption("No similar tracks computed for this one yet (run the similarity job).")
             return

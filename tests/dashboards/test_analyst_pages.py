@@ -9,6 +9,7 @@ import pytest
 
 from dashboards.analytics import (
     champion_vs_baselines,
+    embedding_map,
     latest_trending,
     metric_history,
     model_runs,
@@ -16,6 +17,7 @@ from dashboards.analytics import (
     tuning_grid,
 )
 from fma_platform.contracts import Collection
+from fma_platform.model_runs import Metric, RunFamily, RunKind, model_run_document, record_run
 from infra.process import free_port
 from tests.dashboards.conftest import app_test, page_test, recent, texts
 
@@ -82,40 +84,40 @@ def test_pipeline_page_from_seeded_runs(app_db, analyst, settings):
     assert len(at.get("vega_lite_chart")) == 2  # stage timings + quarantine reasons
 
 
-def _metrics(ndcg: float, **more) -> dict:
-    """Holdout/validation metrics as ``train_als.evaluate`` names them (k = 10)."""
-    return {"k": 10, "n_users": 400, "precision_at_k": ndcg / 2, "recall_at_k": ndcg + 0.1, "ndcg_at_k": ndcg,
-            "map_at_k": ndcg * 0.7, "hit_rate_at_k": 0.7, "catalogue_coverage_at_k": 0.9,
-            "intra_list_diversity_at_k": 0.8, "novelty_at_k": 8.2, **more}
+def _metrics(ndcg: float) -> dict:
+    """Holdout/validation metrics named by ``Metric`` (at the run's ``params.k``), plus a job figure."""
+    return {Metric.PRECISION_AT_K: ndcg / 2, Metric.RECALL_AT_K: ndcg + 0.1, Metric.NDCG_AT_K: ndcg,
+            Metric.MAP_AT_K: ndcg * 0.7, Metric.HIT_RATE_AT_K: 0.7, Metric.CATALOGUE_COVERAGE_AT_K: 0.9,
+            Metric.INTRA_LIST_DIVERSITY_AT_K: 0.8, Metric.NOVELTY_AT_K: 8.2, "n_users": 400}
 
 
 def _model_runs(app_db) -> None:
-    """Two training runs shaped as ``train_als`` and ``similar_tracks`` write them: run A's ALS
-    is the champion; run B tuned again but was not promoted; LSH runs are their own family."""
+    """Two training job runs and their similar-tracks runs, written through the ``model_runs``
+    contract: run A's ALS is the champion; run B tuned again but was not promoted."""
     t0 = datetime(2026, 1, 6, tzinfo=timezone.utc)
-    docs = []
-    for run, at, base in (("run-A", t0, 0.20), ("run-B", t0 + timedelta(days=1), 0.10)):
-        docs += [{"run_id": f"{run}-trial-{i:02d}", "model": "als", "kind": "trial", "split": "validation",
-                  "params": {"rank": rank, "regParam": reg, "alpha": 1.0, "maxIter": 10},
-                  "metrics": _metrics(base + rank / 1000 + reg), "champion": False, "model_version": None,
-                  "created_at": at}
-                 for i, (rank, reg) in enumerate((r, g) for r in (16, 32) for g in (0.01, 0.1))]
-        docs += [{"run_id": f"{run}-baseline-{name}", "model": name, "kind": "baseline", "split": "holdout",
-                  "params": {}, "metrics": _metrics(score), "champion": False, "model_version": None,
-                  "created_at": at + timedelta(minutes=1)}
-                 for name, score in (("random", 0.03), ("most_popular", 0.04 + base / 10))]
-        docs.append({"run_id": f"{run}-final", "model": "als", "kind": "final", "split": "holdout",
-                     "params": {"rank": 32, "regParam": 0.1}, "metrics": _metrics(base + 0.1),
-                     "champion": run == "run-A", "model_version": f"als-{run}",
-                     "promotion": {"promoted": run == "run-A", "reason": f"{run}: the reason"},
-                     "created_at": at + timedelta(minutes=2)})
-        docs.append({"run_id": f"{run}:lsh:final", "model": "lsh", "kind": "final", "champion": True,
-                     "params": {"bucket_length": 2.0}, "metrics": {"recall_at_10": 0.98, "candidate_pairs": 45000},
-                     "created_at": at + timedelta(minutes=3)})
-    app_db[Collection.MODEL_RUNS].insert_many(docs)
+    for job, at, base in (("run-A", t0, 0.20), ("run-B", t0 + timedelta(days=1), 0.10)):
+        def record(minutes: int, **fields) -> None:
+            document = model_run_document(job_run_id=job, data_snapshot={"interactions": 5000}, **fields)
+            record_run(app_db, document, now=at + timedelta(minutes=minutes))
+
+        for rank, reg in ((r, g) for r in (16, 32) for g in (0.01, 0.1)):
+            record(0, family=RunFamily.RECOMMENDATIONS, model="als", kind=RunKind.TRIAL,
+                   label=f"rank={rank} regParam={reg}",
+                   params={"rank": rank, "regParam": reg, "alpha": 1.0, "maxIter": 10, "k": 10},
+                   metrics=_metrics(base + rank / 1000 + reg), model_version=f"als-{job}-{rank}-{reg}")
+        for name, score in (("random", 0.03), ("most_popular", 0.04 + base / 10)):
+            record(1, family=RunFamily.RECOMMENDATIONS, model=name, kind=RunKind.BASELINE, params={"k": 10},
+                   metrics=_metrics(score), model_version=f"data-{job}")
+        record(2, family=RunFamily.RECOMMENDATIONS, model="als", kind=RunKind.FINAL,
+               params={"rank": 32, "regParam": 0.1, "k": 10}, metrics=_metrics(base + 0.1),
+               model_version=f"als-{job}", champion=job == "run-A",
+               promotion={"promoted": job == "run-A", "reason": f"{job}: the reason"})
+        record(3, family=RunFamily.SIMILAR_TRACKS, model="lsh", kind=RunKind.FINAL,
+               params={"bucket_length": 2.0, "k": 10}, champion=True, model_version=f"lsh-{job}",
+               metrics={Metric.RECALL_AT_K: 0.98 if job == "run-B" else 0.9, "candidate_pairs": 45000})
 
 
-def test_models_page_from_runs_shaped_as_the_jobs_write_them(app_db, analyst):
+def test_models_page_from_runs_written_through_the_contract(app_db, analyst):
     _model_runs(app_db)
     runs = model_runs(app_db)
     grid = tuning_grid(runs)
@@ -123,20 +125,21 @@ def test_models_page_from_runs_shaped_as_the_jobs_write_them(app_db, analyst):
     assert {grid["x_param"].iloc[0], grid["y_param"].iloc[0]} == {"rank", "regParam"}
     compared = champion_vs_baselines(runs)
     assert set(compared["model"]) == {"champion (als)", "random", "most_popular"}
-    assert set(compared["metric"]) >= {"precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k",
-                                       "catalogue_coverage_at_k", "intra_list_diversity_at_k", "novelty_at_k"}
-    champion_ndcg = compared[(compared["model"] == "champion (als)") & (compared["metric"] == "ndcg_at_k")]
+    assert set(compared["metric_label"]) == {"precision@10", "recall@10", "NDCG@10", "MAP@10",
+                                             "catalogue coverage@10", "intra list diversity@10", "novelty@10"}
+    champion_ndcg = compared[(compared["model"] == "champion (als)") & (compared["metric"] == Metric.NDCG_AT_K)]
     assert champion_ndcg["value"].tolist() == [pytest.approx(0.30)]  # run A's final, not run B's
-    baseline = compared[(compared["model"] == "most_popular") & (compared["metric"] == "ndcg_at_k")]
+    baseline = compared[(compared["model"] == "most_popular") & (compared["metric"] == Metric.NDCG_AT_K)]
     assert baseline["value"].tolist() == [pytest.approx(0.06)]  # evaluated with the champion (run A)
-    history = metric_history(runs, "ndcg_at_k")
+    history = metric_history(runs, Metric.NDCG_AT_K)
     assert set(history["model"]) == {"als", "random", "most_popular"} and len(history) == 6  # no LSH, no trials
     at = page_test("models", analyst).run()
     assert not at.exception
     shown = texts(at)
-    assert "Recommender champion: als als-run-A (run run-A-final, NDCG@k 0.3000)" in shown
-    assert "Latest candidate run-B-final: run-B: the reason" in shown
-    assert "Similar tracks: LSH run run-B:lsh:final (recall@10 vs exact 0.9800)" in shown
+    assert "Recommender champion: als als-run-A (job run run-A, NDCG@10 0.3000)" in shown
+    assert "Latest recommender candidate (job run run-B): run-B: the reason" in shown
+    assert "Similar tracks champion: lsh lsh-run-B (job run run-B, recall@10 0.9800)" in shown
+    assert "Tuning grid (NDCG@10 on the validation split, latest tuning run)" in shown
     assert len(at.get("vega_lite_chart")) == 3  # metrics over time, tuning heatmap, comparison
 
 
@@ -178,8 +181,16 @@ def test_trending_ranks_by_all_signals_and_names_tracks_and_genres(app_db, catal
 
 def test_catalogue_page_maps_embeddings(app_db, analyst, catalogue):
     rng = np.random.default_rng(0)
-    app_db[Collection.TRACK_FEATURES].insert_many(
-        [{"track_id": t, "embedding": rng.normal(size=8).tolist()} for t in catalogue])
+    vectors = rng.normal(size=(len(catalogue), 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # unit embeddings, as the ETL stores them
+    documents = [{"track_id": t, "embedding": v.tolist(), "model_version": "v1"} for t, v in zip(catalogue, vectors)]
+    documents[-1]["embedding"] = [0.0] * 8  # a damaged document: the embedding rule leaves it out
+    app_db[Collection.TRACK_FEATURES].insert_many(documents)
+    points = embedding_map(app_db)
+    assert sorted(points["track_id"]) == sorted(catalogue)[:-1]
+    assert set(points["genre"]) == {"Rock", "Electronic", "Jazz"}
+    # At most ``limit`` tracks, spread over the ids (2, 3, 10, 20); the damaged one is still left out.
+    assert embedding_map(app_db, limit=4)["track_id"].tolist() == [2, 3, 10]
     at = page_test("catalogue", analyst).run()
     assert not at.exception
     assert at.metric[0].value == "5"
