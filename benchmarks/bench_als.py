@@ -4,8 +4,8 @@
   [--grid "rank=16,32;regParam=0.1;alpha=1;maxIter=10"]``
 
 Simulated listeners (``simulator.simulate``, clearly synthetic) on a synthetic catalogue
-with embeddings clustered per genre; the same pure functions as ``spark_jobs.train_als``
-(no MongoDB). Prints one JSON line with the numbers; the goal is ALS >= 2x most-popular.
+with embeddings clustered per genre; the same functions as the training job
+(``spark_jobs.recommend.training``, no MongoDB). Prints one JSON line with the numbers; the goal is ALS >= 2x most-popular.
 """
 
 from __future__ import annotations
@@ -17,22 +17,23 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from fma_platform.embeddings import embeddings_from_frame
 from fma_platform.events import to_document
 from simulator import simulate, synthetic_catalogue
-from spark_jobs.interactions import EVENT_COLUMNS, event_schema
-from spark_jobs.recommenders import catalogue_from_frame
-from spark_jobs.session import spark_session
-from spark_jobs.train_als import (
-    TrainConfig,
+from spark_jobs.recommend.events import EVENT_COLUMNS, event_schema
+from spark_jobs.recommend.interactions import split_by_time
+from spark_jobs.recommend.tracks import recommendable_tracks
+from spark_jobs.recommend.training import (
+    TrainingOptions,
     baseline_recommendations,
     best_trial,
     evaluate,
     fit_and_recommend,
     make_split,
     parse_grid,
-    split_by_time,
     tune,
 )
+from spark_jobs.session import spark_session
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)
 
@@ -47,8 +48,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     timings = {}
     started = time.perf_counter()
-    catalog = synthetic_catalogue(tracks=args.tracks)
-    result = simulate(catalog, n_listeners=args.listeners, target_events=args.events, seed=args.seed,
+    catalogue = synthetic_catalogue(tracks=args.tracks)
+    result = simulate(catalogue, n_listeners=args.listeners, target_events=args.events, seed=args.seed,
                       start=START, days=28)
     frame = pd.DataFrame([to_document(event) for event in result.events()])[list(EVENT_COLUMNS)]
     timings["simulate_s"] = round(time.perf_counter() - started, 1)
@@ -58,26 +59,26 @@ def main(argv=None) -> int:
     timings["spark_start_s"] = round(time.perf_counter() - mark, 1)
     try:
         events = spark.createDataFrame(frame, schema=event_schema()).cache()
-        catalogue = catalogue_from_frame(catalog)
-        config = TrainConfig(run_id="bench", grid=parse_grid(args.grid), seed=args.seed)
+        tracks = recommendable_tracks(catalogue, embeddings_from_frame(catalogue[["track_id", "embedding"]]))
+        options = TrainingOptions(job_run_id="bench", grid=parse_grid(args.grid), seed=args.seed)
 
         mark = time.perf_counter()
-        train_events, _ = split_by_time(events, holdout=config.holdout, min_train_tracks=config.min_train_tracks)
-        trials = tune(train_events.cache(), catalogue=catalogue, config=config)
+        train_events, _ = split_by_time(events, holdout=options.holdout, min_train_tracks=options.min_train_tracks)
+        trials = tune(train_events.cache(), tracks=tracks, options=options)
         best = best_trial(trials)
         timings["tuning_s"] = round(time.perf_counter() - mark, 1)
 
         mark = time.perf_counter()
-        split = make_split(events, catalogue=catalogue, config=config)
-        _, factors, items, als_recs = fit_and_recommend(split, best["params"], catalogue=catalogue, config=config)
-        embeddings = catalogue.embedding_map()
-        metrics = {"als": evaluate(als_recs, split, catalogue=catalogue, k=config.k, embeddings=embeddings)}
+        split = make_split(events, tracks=tracks, options=options)
+        factors, items, als_recs = fit_and_recommend(split, best.params, tracks=tracks, options=options)
+        embeddings = tracks.embedding_map()
+        metrics = {"als": evaluate(als_recs, split, tracks=tracks, k=options.k, embeddings=embeddings)}
         timings["final_fit_and_eval_s"] = round(time.perf_counter() - mark, 1)
 
         mark = time.perf_counter()
-        for name, recs in baseline_recommendations(split, catalogue=catalogue, items=items, factors=factors,
-                                                   config=config).items():
-            metrics[name] = evaluate(recs, split, catalogue=catalogue, k=config.k, embeddings=embeddings)
+        for name, recs in baseline_recommendations(split, tracks=tracks, items=items, factors=factors,
+                                                   options=options).items():
+            metrics[name] = evaluate(recs, split, tracks=tracks, k=options.k, embeddings=embeddings)
         timings["baselines_s"] = round(time.perf_counter() - mark, 1)
     finally:
         spark.stop()
@@ -85,9 +86,9 @@ def main(argv=None) -> int:
     ratio = metrics["als"]["ndcg_at_k"] / metrics["most_popular"]["ndcg_at_k"]
     print(json.dumps({
         "listeners": args.listeners, "events": len(frame), "tracks": args.tracks, "grid": args.grid,
-        "trials": [{"params": t["params"], "val_ndcg_at_10": round(t["metrics"]["ndcg_at_k"], 4),
-                    "seconds": t["seconds"]} for t in trials],
-        "best_params": best["params"], "holdout_users": len(split.relevant),
+        "trials": [{"params": t.params, "val_ndcg_at_10": round(t.metrics["ndcg_at_k"], 4),
+                    "seconds": t.seconds} for t in trials],
+        "best_params": best.params, "holdout_users": len(split.relevant),
         "ndcg_at_10": {name: round(m["ndcg_at_k"], 4) for name, m in metrics.items()},
         "coverage_at_10": {name: round(m["catalogue_coverage_at_k"], 3) for name, m in metrics.items()},
         "als_vs_most_popular": round(ratio, 2), "goal_2x_met": ratio >= 2.0, "timings": timings,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fma_platform.contracts import Collection
-from fma_platform.errors import PlatformError
 from fma_platform.model_runs import RunKind
 from fma_platform.mongo import platform_db
 from fma_platform.settings import Settings
+from pipeline.errors import PipelineError
 
 
-class TrainingDataError(PlatformError):
+class TrainingDataError(PipelineError):
     """The data the training needs is absent (no catalogue, no listening events, a model run missing)."""
 
 
