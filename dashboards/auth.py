@@ -56,10 +56,6 @@ class User:
     role: Role
     genres: list[int] = field(default_factory=list)
 
-    @property
-    def is_analyst(self) -> bool:
-        return self.role == Role.ANALYST
-
 
 def ensure_user_indexes(db: Database) -> None:
     """Usernames and user ids are unique (idempotent)."""

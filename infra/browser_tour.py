@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fma_platform import listening
 from fma_platform.contracts import Collection
 from fma_platform.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -32,7 +33,13 @@ CHROMIUM_FLAGS = [
 ]
 POPULAR_CAPTION = "Source: popular picks in your genres"
 LIVE_CAPTION = "Source: live, from what you just played"
-LIVE_REASONS = re.compile(r"^(because you (played|liked) .+|similar to what you liked)$")
+# The reason texts a recommendation can carry (``fma_platform.listening``), placeholders as ".+".
+REASON_TEMPLATES = (
+    listening.REASON_PLAYED, listening.REASON_LIKED, listening.REASON_LIKES_GENRE, listening.REASON_SOUNDS_LIKE,
+    listening.REASON_LISTENERS_LIKE_YOU, listening.REASON_POPULAR_IN_GENRE, listening.REASON_POPULAR,
+)
+REASONS = re.compile("^(" + "|".join(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)) for t in REASON_TEMPLATES) + ")$")
+LISTENER_PAGES = ["Player", "Your library", "Account"]
 ANALYST_PAGES = ["Pipeline", "Models", "Live listening", "Catalogue", "Platform"]
 DEFAULT_OUT = PROJECT_ROOT / "test-artifacts" / "tour"
 
@@ -176,7 +183,8 @@ class AppDriver:
         return list(dict.fromkeys(ids))  # rows left from the previous render are marked stale
 
     def up_next_reasons(self) -> list[str]:
-        return self.keyed("upnext_list").get_by_text(LIVE_REASONS).all_inner_texts()
+        """The reason texts shown in the "Up next" list (one per item that has one)."""
+        return self.keyed("upnext_list").get_by_text(REASONS).all_inner_texts()
 
     def exceptions(self) -> list[str]:
         """Tracebacks the page shows (Streamlit renders uncaught errors as stException)."""
@@ -214,6 +222,7 @@ def run_tour(settings: Settings, *, url: str, out: Path, genre: str) -> dict:
         context.set_default_timeout(30_000)
         app = AppDriver(context.new_page(), url, out)
         app.sign_up(listener, password, genre, shot="01-sign-up")
+        seen["navigation"] = {"listener": app.nav_titles()}
         app.page.get_by_text(POPULAR_CAPTION).wait_for()
         app.shot("02-newcomer")
         app.play_from_search(skipped["track_id"], skipped["title"])
@@ -234,6 +243,7 @@ def run_tour(settings: Settings, *, url: str, out: Path, genre: str) -> dict:
             context.set_default_timeout(30_000)
             app = AppDriver(context.new_page(), url, out)
             app.log_in(analyst, password, lands_on=ANALYST_PAGES[0])
+            seen["navigation"]["analyst"] = app.nav_titles()
             seen["analyst_pages"] = {}
             for number, title in enumerate(ANALYST_PAGES, start=4):
                 app.open_page(title)
@@ -266,7 +276,12 @@ def main(argv: list[str] | None = None) -> int:
           + (f"changed within {seen['seconds_to_change_after_like']} s" if seen["seconds_to_change_after_like"]
              is not None else "did not change in 60 s")
           + f" (the page refreshes Up next every 3 s): {len(seen['up_next'])} tracks, reasons {seen['reasons']}")
+    expected = {"listener": LISTENER_PAGES, "analyst": [*ANALYST_PAGES, "Account"]}
     failed = False
+    for role, titles in seen["navigation"].items():
+        wrong = sorted(titles) != sorted(expected[role])
+        failed = failed or wrong
+        print(f"{role} navigation: {', '.join(titles)}" + (f", EXPECTED {expected[role]}" if wrong else ""))
     for title, page in seen["analyst_pages"].items():
         failed = failed or bool(page["errors"])
         errors = f", ERRORS: {page['errors']}" if page["errors"] else ""

@@ -62,8 +62,3 @@ def navigation_for(user: User | None) -> dict[str, list[st.Page]]:
 def home_page(sections: dict[str, list[st.Page]]) -> st.Page:
     """The first page of the first section: where a user lands after signing in."""
     return next(iter(sections.values()))[0]
-
-
-def run_page(name: str) -> None:
-    """Render one page by name (tests drive single pages through this)."""
-    PAGE_FUNCTIONS[name]()

@@ -95,9 +95,9 @@ def analyst(app_db):
 
 
 def _page_script(name: str) -> None:
-    from dashboards.views import run_page
+    from dashboards.views import PAGE_FUNCTIONS
 
-    run_page(name)
+    PAGE_FUNCTIONS[name]()
 
 
 def page_test(name: str, user=None) -> AppTest:

@@ -197,6 +197,18 @@ def test_catalogue_page_maps_embeddings(app_db, analyst, catalogue):
     assert len(at.get("vega_lite_chart")) == 2
 
 
+def test_platform_page_counts_documents_and_names_an_unreachable_database(app_db, analyst, catalogue, app_env):
+    at = page_test("platform", analyst).run()
+    assert not at.exception
+    counts = at.dataframe[0].value.set_index("collection")["documents"]
+    assert counts["tracks"] == 5 and counts["users"] == 1 and counts["model_runs"] == 0
+    assert f"database `{app_db.name}`" in texts(at)
+    app_env(mongo_db=app_db.name, mongo_port=str(free_port()))
+    at = page_test("platform", analyst).run(timeout=30)
+    assert not at.exception
+    assert "MongoDB at" in texts(at) and "did not answer" in texts(at)
+
+
 def test_principal_components_find_the_main_axis():
     points = np.outer(np.arange(-5, 6), [3.0, 4.0]) / 5.0  # all on one line
     projected = principal_components(points)
