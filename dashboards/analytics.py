@@ -20,6 +20,17 @@ from fma_platform.contracts import Collection
 from fma_platform.embeddings import load_track_embeddings
 from fma_platform.model_runs import CHAMPION_METRIC, RECOMMENDATION_METRICS, RunFamily, RunKind, metric_label
 from fma_platform.settings import Settings
+from fma_platform.stream_status import (
+    BATCH_KIND,
+    BATCH_TIME,
+    INPUT_ROWS,
+    KIND,
+    LAG,
+    LATENCY_KEYS,
+    LATENCY_SECONDS,
+    Heartbeat,
+    heartbeat_id,
+)
 
 
 # --- pipeline -----------------------------------------------------------------------------
@@ -258,15 +269,25 @@ def _trending_labels(db: Database, kind: str, frame: pd.DataFrame) -> list[str]:
 
 
 def stream_health(db: Database, *, limit: int = 200) -> pd.DataFrame:
-    """Per micro-batch: batch_time, latency p50/p95/max (s), total lag (records), input rows."""
+    """Per micro-batch (the newest ``limit`` batch documents of ``fma_platform.stream_status``):
+    batch_time, latency p50/p95/max (s), total lag (records; None until Spark has reported the
+    batch's progress), input rows."""
+    columns = [BATCH_TIME, *LATENCY_KEYS, "lag", INPUT_ROWS]
+    cursor = db[Collection.STREAM_METRICS].find(
+        {KIND: BATCH_KIND}, {"_id": 0, BATCH_TIME: 1, LATENCY_SECONDS: 1, LAG: 1, INPUT_ROWS: 1},
+    ).sort([(BATCH_TIME, DESCENDING)]).limit(limit)
     rows = []
-    cursor = db[Collection.STREAM_METRICS].find({}, {"_id": 0}).sort([("batch_time", DESCENDING)]).limit(limit)
     for batch in cursor:
-        latency = batch.get("latency_seconds") or {}
-        rows.append({"batch_time": batch.get("batch_time"), "p50": latency.get("p50"), "p95": latency.get("p95"),
-                     "max": latency.get("max"), "lag": sum((batch.get("lag") or {}).values()),
-                     "input_rows": batch.get("input_rows")})
-    return pd.DataFrame(rows, columns=["batch_time", "p50", "p95", "max", "lag", "input_rows"])
+        latency = batch.get(LATENCY_SECONDS) or {}
+        rows.append({BATCH_TIME: batch.get(BATCH_TIME), **{key: latency.get(key) for key in LATENCY_KEYS},
+                     "lag": sum(batch[LAG].values()) if batch.get(LAG) else None, INPUT_ROWS: batch.get(INPUT_ROWS)})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def stream_heartbeat(db: Database) -> Heartbeat | None:
+    """The streaming job's heartbeat (``fma_platform.stream_status``); None when it never ran."""
+    document = db[Collection.STREAM_METRICS].find_one({"_id": heartbeat_id()})
+    return Heartbeat.from_document(document) if document else None
 
 
 # --- catalogue ----------------------------------------------------------------------------

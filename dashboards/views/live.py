@@ -6,7 +6,14 @@ from datetime import datetime, timedelta, timezone
 
 import streamlit as st
 
-from dashboards.analytics import active_listeners, events_per_minute, latest_trending, recent_events, stream_health
+from dashboards.analytics import (
+    active_listeners,
+    events_per_minute,
+    latest_trending,
+    recent_events,
+    stream_health,
+    stream_heartbeat,
+)
 from dashboards.auth import Role
 from dashboards.charts import events_per_minute_chart, stream_lag_chart, stream_latency_chart, trending_chart
 from dashboards.views.common import database_section, empty_state, service_banners
@@ -44,7 +51,7 @@ def _live_panels() -> None:
             _trending(db, "track", "Trending tracks")
         with genres:
             _trending(db, "genre", "Trending genres")
-        _stream(db)
+        _stream(db, now)
 
 
 def _trending(db, kind: str, title: str) -> None:
@@ -57,8 +64,14 @@ def _trending(db, kind: str, title: str) -> None:
         st.altair_chart(trending_chart(trending, label=kind), key=f"trending_{kind}_chart")
 
 
-def _stream(db) -> None:
+def _stream(db, now: datetime) -> None:
     st.subheader("Stream latency and lag")
+    heartbeat = stream_heartbeat(db)
+    if heartbeat is not None:
+        age_s = max(0.0, (now - heartbeat.updated_at).total_seconds())
+        state = "active" if heartbeat.is_active else f"stopped ({heartbeat.error or heartbeat.status or 'no error'})"
+        behind = "" if heartbeat.total_lag is None else f", {heartbeat.total_lag} records behind"
+        st.caption(f"Streaming job {heartbeat.query_name}: {state}, last heartbeat {age_s:.0f} s ago{behind}.")
     health = stream_health(db)
     if health.empty:
         empty_state("stream metrics", "start the Spark streaming job")

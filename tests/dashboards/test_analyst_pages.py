@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dashboards.analytics import (
@@ -14,10 +15,12 @@ from dashboards.analytics import (
     metric_history,
     model_runs,
     principal_components,
+    stream_health,
     tuning_grid,
 )
 from fma_platform.contracts import Collection
 from fma_platform.model_runs import Metric, RunFamily, RunKind, model_run_document, record_run
+from fma_platform.stream_status import QUERY_NAME, BatchMetrics, batch_progress_fields, running_heartbeat
 from infra.process import free_port
 from tests.dashboards.conftest import app_test, page_test, recent, texts
 
@@ -153,12 +156,21 @@ def test_live_page_from_seeded_events_and_stream_metrics(app_db, analyst):
          "completes": 2, "skips": 1, "likes": 1},
         {"window_start": window, "window_end": window + timedelta(minutes=5), "kind": "genre", "key": 12,
          "title": "Rock", "plays": 6, "completes": 2, "skips": 1, "likes": 1}])
-    app_db[Collection.STREAM_METRICS].insert_one({
-        "query_id": "q", "batch_id": 1, "batch_time": window, "input_rows": 6, "valid_events": 6, "dead_letters": 0,
-        "latency_seconds": {"p50": 0.8, "p95": 1.5, "max": 2.0}, "lag": {"0": 3, "1": 0}})
+    batches = [BatchMetrics(batch_id=b, input_rows=6, valid_events=6, latency_seconds={"p50": 0.8, "p95": 1.5,
+                                                                                     "max": 2.0 + b})
+               .document(query_id="q", query_name=QUERY_NAME, batch_time=window - timedelta(seconds=2 - b))
+               for b in (1, 2)]
+    batches[0] |= batch_progress_fields(end_offsets={"0": 10, "1": 4}, lag={"0": 3, "1": 0}, spark_duration_ms={})
+    heartbeat = running_heartbeat(query_name=QUERY_NAME, query_id="q", run_id="r", is_active=True, status=None,
+                                  error=None, last_batch_id=2, end_offsets={"0": 13, "1": 4}, lag={"0": 0, "1": 0},
+                                  started_at_epoch=0.0, now=datetime.now(timezone.utc) - timedelta(seconds=4))
+    app_db[Collection.STREAM_METRICS].insert_many([*batches, heartbeat.document()])
+    health = stream_health(app_db)  # the batches only, newest first; lag once Spark reported it
+    assert health["max"].tolist() == [4.0, 3.0] and health["lag"].tolist()[1] == 3 and pd.isna(health["lag"][0])
     at = page_test("live", analyst).run()
     assert not at.exception
     assert [m.value for m in at.metric] == ["6", "3"]
+    assert "Streaming job streaming_recommendations: active, last heartbeat 4 s ago, 0 records behind." in texts(at)
     assert len(at.get("vega_lite_chart")) == 5
 
 

@@ -66,7 +66,7 @@ def test_up_next_falls_back_realtime_then_batch_then_popular_in_genres(catalogue
 
 
 def test_current_recommendations_is_one_indexed_read_of_the_listeners_items(listener, app_db):
-    from spark_jobs.streaming_recommendations import ensure_indexes
+    from spark_jobs.streaming.sink import ensure_indexes
 
     ensure_indexes(app_db)  # as the streaming job leaves the collection: unique on user_id
     items = [{"track_id": 5, "score": 0.9, "reason": "because you played Midnight Engine"}]
