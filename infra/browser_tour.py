@@ -26,6 +26,7 @@ from pathlib import Path
 from fma_platform import listening
 from fma_platform.contracts import Collection
 from fma_platform.settings import PROJECT_ROOT, Settings, get_settings
+from infra.process import StackError
 
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -44,7 +45,7 @@ ANALYST_PAGES = ["Pipeline", "Models", "Live listening", "Catalogue", "Platform"
 DEFAULT_OUT = PROJECT_ROOT / "test-artifacts" / "tour"
 
 
-class BrowserMissingError(RuntimeError):
+class BrowserMissingError(StackError):
     """No Chromium on this machine."""
 
 

@@ -1,6 +1,9 @@
-"""The load step: features and embeddings into ``track_features``, bad tracks into
-``quarantine``, the run's summary into ``etl_runs``. Every write is an upsert on a
-natural key, so a retried task or a re-run DAG leaves the same documents.
+"""The load step's pieces: the failure tolerance, the ``track_features`` and ``quarantine``
+documents and their indexes, and the run's ``etl_runs`` summary.
+
+``pipeline.etl.load`` upserts the documents on their natural keys
+(``fma_platform.mongo.upsert_by``), so a retried task or a re-run DAG leaves the same
+documents; a track that now loads cleanly leaves quarantine.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from audio_features.fma_schema import (
     flat_feature_name,
 )
 from fma_platform.contracts import Collection
-from fma_platform.mongo import upsert_by as upsert_documents
 from pipeline.errors import PipelineError
 
 FEATURE_NAMES: tuple[str, ...] = tuple(flat_feature_name(c) for c in feature_columns())
@@ -76,13 +78,6 @@ def feature_documents(
             "etl_run_id": run_id,
             "loaded_at": loaded_at,
         }
-
-
-def upsert_by(db: Database, collection: str, documents: Iterable[dict], *, keys: tuple[str, ...],
-              batch_size: int = 500) -> int:
-    """``fma_platform.mongo.upsert_by`` for the Spark jobs that still import it from here;
-    returns how many documents were written. Removed once they call the shared one."""
-    return upsert_documents(db[collection], documents, keys=keys, batch_size=batch_size).written
 
 
 def ensure_load_indexes(db: Database) -> None:
