@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from fma_platform.settings import PROJECT_ROOT
-from plugins.platform_hooks import SPARK_CONN_ID, TRACK_FEATURES_ASSET
+from plugins.operators import PlatformSparkSubmitOperator
+from plugins.platform_hooks import TRACK_FEATURES_ASSET
 
 PARAMS = {
     "dataset": Param("sample", enum=["sample", "small", "medium", "large", "local"],
@@ -109,12 +108,10 @@ def fma_etl():
         run_id, _ = _run()
         return etl.transform_plan(plan, settings=platform_settings(), k=int(params["pca_components"]), run_id=run_id)
 
-    transform = SparkSubmitOperator(
+    transform = PlatformSparkSubmitOperator(
         task_id="transform",
-        conn_id=SPARK_CONN_ID,
-        application=str(PROJECT_ROOT / "spark_jobs" / "transform_features.py"),
+        job="transform_features",
         application_args="{{ ti.xcom_pull(task_ids='plan_transform')['args'] }}",
-        name="fma-transform-features",
     )
 
     @task(outlets=[TRACK_FEATURES_ASSET])

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from fma_platform.settings import PROJECT_ROOT
-from plugins.platform_hooks import SPARK_CONN_ID, TRACK_FEATURES_ASSET
+from plugins.operators import PlatformSparkSubmitOperator
+from plugins.platform_hooks import TRACK_FEATURES_ASSET
 
 PARAMS = {
     "simulate_listeners": Param(True, type="boolean", description="bootstrap with simulated listeners"),
@@ -60,24 +59,20 @@ def fma_training():
                               seed=int(params["seed"]), start=params["simulation_start"])
         return result | require_training_data(settings)
 
-    similar_tracks = SparkSubmitOperator(
+    similar_tracks = PlatformSparkSubmitOperator(
         task_id="similar_tracks",
-        conn_id=SPARK_CONN_ID,
-        application=str(PROJECT_ROOT / "spark_jobs" / "similar_tracks.py"),
+        job="similar_tracks",
         # auto: exact kNN is written while the catalogue is small enough for it to be cheaper
         # (measured: benchmarks/bench_similar_tracks.py); LSH is tuned and recorded either way.
         application_args=["--run-id", "{{ run_id }}", "--k", "{{ params.k }}", "--grid", "{{ params.lsh_grid }}",
                           "--method", "auto"],
-        name="fma-similar-tracks",
     )
 
-    train_als = SparkSubmitOperator(
+    train_als = PlatformSparkSubmitOperator(
         task_id="train_als",
-        conn_id=SPARK_CONN_ID,
-        application=str(PROJECT_ROOT / "spark_jobs" / "train_als.py"),
+        job="train_als",
         application_args=["--run-id", "{{ run_id }}", "--k", "{{ params.k }}", "--grid", "{{ params.als_grid }}",
                           "--holdout", "{{ params.holdout }}", "--seed", "{{ params.seed }}"],
-        name="fma-train-als",
     )
 
     @task

@@ -1,14 +1,13 @@
-"""Check that every service of the platform answers: MongoDB, Kafka, Spark."""
+"""Check that every service of the platform answers: MongoDB, Kafka, Spark (a real job,
+given its endpoints the way every Spark job of the DAGs is)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import dag, task
 
-from fma_platform.settings import PROJECT_ROOT
-from plugins.platform_hooks import SPARK_CONN_ID
+from plugins.operators import PlatformSparkSubmitOperator
 
 
 @dag(
@@ -35,12 +34,10 @@ def platform_health():
 
         return kafka_health(platform_settings())
 
-    check_spark = SparkSubmitOperator(
+    check_spark = PlatformSparkSubmitOperator(
         task_id="check_spark",
-        conn_id=SPARK_CONN_ID,
-        application=str(PROJECT_ROOT / "spark_jobs" / "check_spark.py"),
+        job="check_spark",
         application_args=["--rows", "10000"],
-        name="check-spark",
     )
 
     [check_mongo(), check_kafka()] >> check_spark

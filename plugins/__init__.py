@@ -1,1 +1,2 @@
-"""Airflow-side glue: connections to settings, operators shared by the DAGs."""
+"""Airflow-side glue: Connections turned into settings (``platform_hooks``) and the
+operator every DAG runs Spark jobs with (``operators``)."""

@@ -25,3 +25,4 @@ def test_connections_carry_the_settings_endpoints(settings):
     assert resolved.mongo_url.startswith(f"mongodb://{settings.host}:{settings.mongo_port}/")
     assert resolved.mongo_db == settings.mongo_db
     assert resolved.kafka_bootstrap == settings.kafka_bootstrap
+    assert resolved.spark_master == settings.spark_master  # spark_default, as spark-submit reads it
