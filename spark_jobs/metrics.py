@@ -1,4 +1,8 @@
-"""Evaluation metrics of the recommenders: accuracy on a per-user holdout, and beyond it.
+"""Ranking metrics, pure: accuracy on a per-user holdout, and beyond it.
+
+Shared by the recommendation training (``spark_jobs.recommend``) and similar tracks
+(recall against exact neighbours, genre precision). Names of stored metrics come from
+``fma_platform.model_runs.Metric``.
 
 Representation (pure functions)
 -------------------------------
@@ -23,11 +27,6 @@ Conventions
   (``n_users`` ...) that tell "nobody to evaluate" from "everything wrong".
 - Bad input raises :class:`MetricInputError`: ``k < 1``, an item repeated in a list (the
   error names the user), an item outside the catalogue, a zero vector under cosine.
-
-The Spark functions compute precision, recall, NDCG and MAP@k with the same conventions
-over DataFrames ``recommendations(user_id, track_id, rank)`` and ``holdout(user_id,
-track_id)``: a lower rank is better, positions follow the rank order (ties broken by track
-id), and a repeated ``(user, track)`` in the holdout counts once.
 """
 
 from __future__ import annotations
@@ -37,12 +36,11 @@ import numbers
 from collections.abc import Collection, Hashable, Mapping, Sequence
 
 import numpy as np
-from pyspark.sql import Column, DataFrame, Window, functions as F
 from scipy.spatial.distance import pdist
 
-DEFAULT_USER_COL = "user_id"
-DEFAULT_ITEM_COL = "track_id"
-DEFAULT_RANK_COL = "rank"
+from fma_platform.errors import PlatformError
+from fma_platform.model_runs import Metric
+
 DEFAULT_K = 10
 DISTANCES = ("cosine", "euclidean")
 
@@ -50,7 +48,7 @@ Recommendations = Mapping[Hashable, Sequence[Hashable]]
 Relevant = Mapping[Hashable, Collection[Hashable]]
 
 
-class MetricInputError(ValueError):
+class MetricInputError(PlatformError, ValueError):
     """Input a metric cannot be computed on; ``user`` names the offending list, if any."""
 
     def __init__(self, message: str, *, user: Hashable | None = None):
@@ -259,144 +257,32 @@ def ranking_report(
     item_popularity: Mapping[Hashable, int],
     k: int = DEFAULT_K,
     embeddings: Mapping[Hashable, np.ndarray] | None = None,
-    distance: str = "cosine",
-    similar_tracks: Recommendations | None = None,
-    track_genres: Mapping[Hashable, Hashable] | None = None,
 ) -> dict:
-    """Every metric of one model at ``k``, as a flat dict ready to store with the model run.
+    """Every recommendation metric of one model at ``k`` (cosine diversity), ready to store with its run.
 
-    Keys are always present: diversity is None without ``embeddings``, genre precision is
-    None without both ``similar_tracks`` and ``track_genres``.
+    Keys are ``Metric`` names plus the counts that tell "nobody to evaluate" from
+    "everything wrong"; always present: diversity and its count are None without ``embeddings``.
     """
-    if (similar_tracks is None) != (track_genres is None):
-        raise MetricInputError("genre precision needs both similar_tracks and track_genres")
     held_out = _held_out(relevant)
     top_k = _top_k_lists(recommendations, k)
     report = {
-        "k": k,
         "n_users": len(held_out),
         "n_users_without_recommendations": sum(not top_k.get(user) for user in held_out),
-        "precision_at_k": precision_at_k(recommendations, relevant, k=k),
-        "recall_at_k": recall_at_k(recommendations, relevant, k=k),
-        "ndcg_at_k": ndcg_at_k(recommendations, relevant, k=k),
-        "map_at_k": map_at_k(recommendations, relevant, k=k),
-        "hit_rate_at_k": hit_rate_at_k(recommendations, relevant, k=k),
-        "catalogue_coverage_at_k": catalogue_coverage_at_k(recommendations, catalogue=catalogue, k=k),
-        "novelty_at_k": novelty_at_k(recommendations, item_popularity=item_popularity, k=k),
+        Metric.PRECISION_AT_K.value: precision_at_k(recommendations, relevant, k=k),
+        Metric.RECALL_AT_K.value: recall_at_k(recommendations, relevant, k=k),
+        Metric.NDCG_AT_K.value: ndcg_at_k(recommendations, relevant, k=k),
+        Metric.MAP_AT_K.value: map_at_k(recommendations, relevant, k=k),
+        Metric.HIT_RATE_AT_K.value: hit_rate_at_k(recommendations, relevant, k=k),
+        Metric.CATALOGUE_COVERAGE_AT_K.value: catalogue_coverage_at_k(recommendations, catalogue=catalogue, k=k),
+        Metric.NOVELTY_AT_K.value: novelty_at_k(recommendations, item_popularity=item_popularity, k=k),
         "items_without_popularity": count_unknown_items(
             recommendations, known={item for item, count in item_popularity.items() if count > 0}, k=k
         ),
-        "distance": distance,
-        "intra_list_diversity_at_k": None,
+        Metric.INTRA_LIST_DIVERSITY_AT_K.value: None,
         "items_without_embedding": None,
-        "genre_precision_at_k": None,
-        "neighbours_without_genre": None,
-        "seeds_without_genre": None,
     }
     if embeddings is not None:
-        report["intra_list_diversity_at_k"] = intra_list_diversity_at_k(
-            recommendations, embeddings=embeddings, k=k, distance=distance
-        )
+        report[Metric.INTRA_LIST_DIVERSITY_AT_K.value] = intra_list_diversity_at_k(recommendations,
+                                                                                   embeddings=embeddings, k=k)
         report["items_without_embedding"] = count_unknown_items(recommendations, known=embeddings, k=k)
-    if similar_tracks is not None:
-        report["genre_precision_at_k"] = genre_precision_at_k(similar_tracks, track_genres=track_genres, k=k)
-        report["neighbours_without_genre"] = count_unknown_items(similar_tracks, known=track_genres, k=k)
-        report["seeds_without_genre"] = sum(seed not in track_genres for seed in similar_tracks)
     return report
-
-
-# --- Spark: the accuracy metrics over DataFrames ------------------------------------------
-
-def check_unique_recommendations(
-    recommendations: DataFrame, *, col_user: str = DEFAULT_USER_COL, col_item: str = DEFAULT_ITEM_COL
-) -> None:
-    """Raise :class:`MetricInputError` naming a user whose list repeats an item (one Spark job)."""
-    repeated = recommendations.groupBy(col_user, col_item).count().filter(F.col("count") > 1).first()
-    if repeated is not None:
-        user = repeated[col_user]
-        raise MetricInputError(
-            f"user {user!r}: item {repeated[col_item]!r} appears {repeated['count']} times", user=user
-        )
-
-
-def _ideal_dcg(n_hits: Column) -> Column:
-    """Sum of 1/log2(p+1) for p = 1..n_hits (n_hits >= 1)."""
-    return F.aggregate(F.sequence(F.lit(1), n_hits), F.lit(0.0), lambda total, p: total + 1 / F.log2(p + 1))
-
-
-def per_user_ranking_metrics(
-    recommendations: DataFrame,
-    holdout: DataFrame,
-    *,
-    k: int = DEFAULT_K,
-    col_user: str = DEFAULT_USER_COL,
-    col_item: str = DEFAULT_ITEM_COL,
-    col_rank: str = DEFAULT_RANK_COL,
-) -> DataFrame:
-    """One row per holdout user: ``n_relevant, hits, precision, recall, ndcg, average_precision, hit``.
-
-    Lazy (no Spark job); does not check for repeated items, see :func:`check_unique_recommendations`.
-    """
-    _check_k(k)
-    by_rank = Window.partitionBy(col_user).orderBy(col_rank, col_item)
-    top_k = (
-        recommendations.select(col_user, col_item, F.row_number().over(by_rank).alias("position"))
-        .filter(F.col("position") <= k)
-    )
-    held_out = holdout.select(col_user, col_item).distinct()
-    hits = top_k.join(held_out, [col_user, col_item]).withColumn(
-        "hit_number", F.row_number().over(Window.partitionBy(col_user).orderBy("position"))
-    )
-    hit_sums = hits.groupBy(col_user).agg(
-        F.count("*").alias("hits"),
-        F.sum(1 / F.log2(F.col("position") + 1)).alias("dcg"),
-        F.sum(F.col("hit_number") / F.col("position")).alias("precision_sum"),
-    )
-    per_user = (
-        held_out.groupBy(col_user).agg(F.count("*").alias("n_relevant"))
-        .join(hit_sums, col_user, "left")
-        .fillna(0, subset=["hits", "dcg", "precision_sum"])
-    )
-    cutoff = F.least(F.col("n_relevant"), F.lit(k))
-    return per_user.select(
-        col_user,
-        "n_relevant",
-        "hits",
-        (F.col("hits") / k).alias("precision"),
-        (F.col("hits") / F.col("n_relevant")).alias("recall"),
-        (F.col("dcg") / _ideal_dcg(cutoff)).alias("ndcg"),
-        (F.col("precision_sum") / cutoff).alias("average_precision"),
-        (F.col("hits") > 0).cast("double").alias("hit"),
-    )
-
-
-_SPARK_REPORT_COLUMNS = {
-    "precision_at_k": "precision",
-    "recall_at_k": "recall",
-    "ndcg_at_k": "ndcg",
-    "map_at_k": "average_precision",
-    "hit_rate_at_k": "hit",
-}
-
-
-def spark_ranking_metrics(
-    recommendations: DataFrame,
-    holdout: DataFrame,
-    *,
-    k: int = DEFAULT_K,
-    col_user: str = DEFAULT_USER_COL,
-    col_item: str = DEFAULT_ITEM_COL,
-    col_rank: str = DEFAULT_RANK_COL,
-) -> dict:
-    """``k``, ``n_users`` and the accuracy metrics, keyed as in :func:`ranking_report` (two jobs)."""
-    _check_k(k)
-    check_unique_recommendations(recommendations, col_user=col_user, col_item=col_item)
-    per_user = per_user_ranking_metrics(
-        recommendations, holdout, k=k, col_user=col_user, col_item=col_item, col_rank=col_rank
-    )
-    row = per_user.agg(
-        F.count("*").alias("n_users"),
-        *(F.avg(column).alias(key) for key, column in _SPARK_REPORT_COLUMNS.items()),
-    ).first()
-    averages = {key: 0.0 if row[key] is None else float(row[key]) for key in _SPARK_REPORT_COLUMNS}
-    return {"k": k, "n_users": row["n_users"], **averages}

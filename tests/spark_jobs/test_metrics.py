@@ -1,13 +1,14 @@
-"""Recommender metrics: hand-computed cases, input errors, and Spark/pure parity."""
+"""Ranking metrics: hand-computed cases and input errors."""
 
 from __future__ import annotations
 
 import math
-import random
 
 import numpy as np
 import pytest
 
+from fma_platform.errors import PlatformError
+from fma_platform.model_runs import RECOMMENDATION_METRICS, Metric
 from spark_jobs.metrics import (
     MetricInputError,
     catalogue_coverage_at_k,
@@ -18,11 +19,9 @@ from spark_jobs.metrics import (
     map_at_k,
     ndcg_at_k,
     novelty_at_k,
-    per_user_ranking_metrics,
     precision_at_k,
     ranking_report,
     recall_at_k,
-    spark_ranking_metrics,
 )
 
 ACCURACY = {
@@ -129,7 +128,7 @@ def test_repeated_item_raises_naming_the_user():
     # the repeat is past k: the list is still wrong, so it still raises.
     with pytest.raises(MetricInputError, match="'bob'.*item 3") as caught:
         ndcg_at_k({"ann": [1, 2], "bob": [3, 4, 3]}, {"ann": {1}}, k=2)
-    assert caught.value.user == "bob"
+    assert caught.value.user == "bob" and isinstance(caught.value, PlatformError)
 
 
 # --- beyond accuracy ---------------------------------------------------------------------
@@ -212,102 +211,23 @@ def test_ranking_report_gathers_every_metric():
     rel = {"a": {2, 5, 9}, "b": {7}}
     popularity = {item: 1 for item in range(1, 9)}  # uniform over 8 items -> every item 3 bits
     report = ranking_report(recs, rel, catalogue=range(1, 11), item_popularity=popularity, k=5,
-                            embeddings=EMBEDDINGS, similar_tracks={1: [2]}, track_genres={1: "Rock", 2: "Rock"})
-    assert report["k"] == 5
+                            embeddings=EMBEDDINGS)
+    assert set(RECOMMENDATION_METRICS) <= report.keys()  # the names the models page compares
     assert report["n_users"] == 2
     assert report["n_users_without_recommendations"] == 1
-    assert report["precision_at_k"] == pytest.approx(0.2)  # (0.4 + 0) / 2
-    assert report["catalogue_coverage_at_k"] == pytest.approx(0.7)  # {1..5, 7, 8} of 10
-    assert report["novelty_at_k"] == pytest.approx(3.0)
+    assert report[Metric.PRECISION_AT_K] == pytest.approx(0.2)  # (0.4 + 0) / 2
+    assert report[Metric.HIT_RATE_AT_K] == pytest.approx(0.5)
+    assert report[Metric.CATALOGUE_COVERAGE_AT_K] == pytest.approx(0.7)  # {1..5, 7, 8} of 10
+    assert report[Metric.NOVELTY_AT_K] == pytest.approx(3.0)
     assert report["items_without_popularity"] == 0
     # a: embedded [1,2,3,4] -> mean of 6 pairwise cosine distances; c: none embedded
-    assert report["intra_list_diversity_at_k"] == pytest.approx(
+    assert report[Metric.INTRA_LIST_DIVERSITY_AT_K] == pytest.approx(
         intra_list_diversity_at_k({"a": [1, 2, 3, 4]}, embeddings=EMBEDDINGS, k=5))
     assert report["items_without_embedding"] == 3  # 5, 7, 8
-    assert report["genre_precision_at_k"] == 1.0
-    assert report["seeds_without_genre"] == 0
 
 
-def test_ranking_report_without_optional_inputs():
+def test_ranking_report_without_embeddings():
     report = ranking_report({}, {}, catalogue=[], item_popularity={})
     assert report["n_users"] == 0
-    assert report["precision_at_k"] == 0.0
-    assert report["intra_list_diversity_at_k"] is None
-    assert report["genre_precision_at_k"] is None
-    with pytest.raises(MetricInputError, match="both"):
-        ranking_report({}, {}, catalogue=[], item_popularity={}, similar_tracks={1: [2]})
-
-
-# --- Spark parity ------------------------------------------------------------------------
-
-def random_holdout_case(seed: int = 7, n_users: int = 200, n_items: int = 60):
-    """Random ranked lists (some empty, some users without holdout) and held-out sets."""
-    rng = random.Random(seed)
-    recommendations, relevant = {}, {}
-    for user in range(n_users):
-        recommendations[user] = rng.sample(range(n_items), rng.randint(0, 15))
-        relevant[user] = set(rng.sample(range(n_items), rng.randint(0, 8)))
-    recommendations[1000], relevant[1000] = [1, 2, 3, 4, 5], {2, 5, 9}  # the brief's example
-    return recommendations, relevant
-
-
-def to_frames(spark, recommendations, relevant, seed: int = 7):
-    """DataFrames with gapped ranks (only their order matters) and a repeated holdout row."""
-    rng = random.Random(seed)
-    rec_rows = []
-    for user, items in recommendations.items():
-        rank = 0
-        for item in items:
-            rank += rng.randint(1, 5)
-            rec_rows.append((user, item, rank))
-    holdout_rows = [(user, item) for user, items in relevant.items() for item in items]
-    holdout_rows.append(holdout_rows[0])
-    rng.shuffle(rec_rows)
-    recs = spark.createDataFrame(rec_rows, "user_id long, track_id long, rank long")
-    holdout = spark.createDataFrame(holdout_rows, "user_id long, track_id long")
-    return recs, holdout
-
-
-@pytest.fixture(scope="module")
-def holdout_case(spark):
-    recommendations, relevant = random_holdout_case()
-    return recommendations, relevant, *to_frames(spark, recommendations, relevant)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("k", [1, 10])
-def test_spark_metrics_match_pure_functions(holdout_case, k):
-    recommendations, relevant, recs_df, holdout_df = holdout_case
-    got = spark_ranking_metrics(recs_df, holdout_df, k=k)
-    assert got["n_users"] == sum(bool(items) for items in relevant.values())
-    assert {name: got[name] for name in ACCURACY} == pytest.approx(accuracy(recommendations, relevant, k), rel=1e-9)
-    assert 0 < got["precision_at_k"] < 1  # the random case is neither trivial nor perfect
-
-
-@pytest.mark.slow
-def test_spark_metrics_at_5_and_per_user_rows(holdout_case):
-    recommendations, relevant, recs_df, holdout_df = holdout_case
-    got = spark_ranking_metrics(recs_df, holdout_df, k=5)
-    pure = accuracy(recommendations, relevant, k=5)
-    assert {name: got[name] for name in pure} == pytest.approx(pure, rel=1e-9)
-    example = per_user_ranking_metrics(recs_df, holdout_df, k=5).filter("user_id = 1000").first()
-    assert example["hits"] == 2 and example["n_relevant"] == 3
-    assert example["average_precision"] == pytest.approx(0.3)  # (1/2 + 2/5) / 3
-
-
-def test_spark_custom_columns_and_empty_holdout(spark):
-    recs = spark.createDataFrame([("u", "t1", 1), ("u", "t2", 2)], "listener string, track string, position int")
-    holdout = spark.createDataFrame([], "listener string, track string")
-    got = spark_ranking_metrics(recs, holdout, k=2, col_user="listener", col_item="track", col_rank="position")
-    assert got == {"k": 2, "n_users": 0, "precision_at_k": 0.0, "recall_at_k": 0.0, "ndcg_at_k": 0.0,
-                   "map_at_k": 0.0, "hit_rate_at_k": 0.0}
-
-
-def test_spark_repeated_item_raises_naming_the_user(spark):
-    recs = spark.createDataFrame([(1, 10, 1), (2, 10, 1), (2, 10, 2)], "user_id long, track_id long, rank long")
-    holdout = spark.createDataFrame([(1, 10)], "user_id long, track_id long")
-    with pytest.raises(MetricInputError, match="user 2: item 10 appears 2 times") as caught:
-        spark_ranking_metrics(recs, holdout, k=2)
-    assert caught.value.user == 2
-    with pytest.raises(MetricInputError, match="k must be"):
-        per_user_ranking_metrics(recs, holdout, k=0)
+    assert report[Metric.PRECISION_AT_K] == 0.0
+    assert report[Metric.INTRA_LIST_DIVERSITY_AT_K] is None and report["items_without_embedding"] is None

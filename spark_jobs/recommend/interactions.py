@@ -1,18 +1,21 @@
-"""Listening events -> implicit (user, track) interactions, a time-based holdout, int ids.
+"""Listening events -> implicit (user, track) interactions, a time-based holdout, int user ids.
 
 Implicit strength of one (user, track) pair, from all its events in a period::
 
     strength = max(0, W_LISTEN    * listened      # sum over ended plays of listened fraction (<= 1)
                     + W_COMPLETE  * completes
                     + W_LIKE      * likes
-                    - W_SKIP      * early_skips   # skips before EARLY_SKIP_FRACTION of the track
+                    - W_SKIP      * early_skips   # fma_platform.listening's early-skip rule
                     - W_DISLIKE   * dislikes)
 
 A play ends with a ``complete`` or a ``skip`` event; its listened fraction is
 ``listened_s / track_duration_s`` capped at 1 (without a duration: 1 for a complete, 0
-for a skip). So one completed play scores 2, a completed and liked play 4, an early skip
-0 (clipped), a late skip about its fraction. Strength 0 means "played, not liked": Spark's
-implicit ALS treats it like an unobserved pair, and the pair still counts as played.
+for a skip). A skip is early when the listener heard less than
+``listening.EARLY_SKIP_SECONDS`` or less than ``listening.EARLY_SKIP_SHARE`` of the track:
+the rule the stream applies too (:func:`early_skip`). So one completed play scores 2, a
+completed and liked play 4, an early skip 0 (clipped), a late skip about its fraction.
+Strength 0 means "played, not liked": Spark's implicit ALS treats it like an unobserved
+pair, and the pair still counts as played.
 
 Holdout (``split_by_time``): per user, the tracks are ordered by the time the user first
 touched them; the last ``holdout`` tracks (an int N, or a fraction of the user's tracks)
@@ -24,113 +27,46 @@ min_train_tracks`` distinct tracks are train-only.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
+from pyspark.sql import Column, DataFrame, Window, functions as F
 
-import pandas as pd
-from pymongo.database import Database
-from pyspark.sql import Column, DataFrame, SparkSession, Window, functions as F
-from pyspark.sql.types import StructType
+from fma_platform.events import EventType
+from fma_platform.listening import EARLY_SKIP_SECONDS, EARLY_SKIP_SHARE
+from spark_jobs.recommend.errors import InteractionsError
+from spark_jobs.recommend.events import DURATION, EVENT_TIME, LISTENED, TRACK_ID, USER_ID
 
-from fma_platform.contracts import Collection
-from fma_platform.events import SPARK_SCHEMA_DDL, EventType, spark_schema
-
-USER_ID = "user_id"
-TRACK_ID = "track_id"
 USER_INDEX = "user_index"
 STRENGTH = "strength"
-EVENT_TIME = "client_ts"
-EVENT_COLUMNS = (
-    "event_id", USER_ID, TRACK_ID, "type", "position_s", "listened_s", "track_duration_s", EVENT_TIME,
-)
+PLAYS = "plays"
 
 W_LISTEN = 1.0
 W_COMPLETE = 1.0
 W_LIKE = 2.0
 W_SKIP = 1.0
 W_DISLIKE = 2.0
-EARLY_SKIP_FRACTION = 0.5
 
 
-class InteractionsError(ValueError):
-    """Events that cannot become interactions (no events, bad columns, bad holdout rule)."""
+def early_skip(listened: Column, duration: Column) -> Column:
+    """Spark form of ``fma_platform.listening.is_early_skip``: never null (unknown -> False).
 
+    The share rule applies only to a known, positive duration (``when`` keeps Spark's
+    ANSI mode from dividing by zero).
+    """
+    share = F.when(duration > 0, listened / duration)
+    return F.coalesce((listened < F.lit(EARLY_SKIP_SECONDS)) | (share < F.lit(EARLY_SKIP_SHARE)), F.lit(False))
 
-# --- reading -------------------------------------------------------------------------------
-
-def read_events_from_mongo(spark: SparkSession, db: Database) -> DataFrame:
-    """``listening_events`` of ``db`` as a Spark DataFrame with ``EVENT_COLUMNS``."""
-    projection = {"_id": 1, **{name: 1 for name in EVENT_COLUMNS if name != "event_id"}}
-    documents = list(db[Collection.LISTENING_EVENTS].find({}, projection))
-    if not documents:
-        raise InteractionsError(f"{db.name}.{Collection.LISTENING_EVENTS} has no events")
-    frame = pd.DataFrame(documents).rename(columns={"_id": "event_id"})
-    frame = frame.reindex(columns=list(EVENT_COLUMNS))
-    frame[EVENT_TIME] = pd.to_datetime(frame[EVENT_TIME], utc=True)
-    frame[TRACK_ID] = frame[TRACK_ID].astype("int64")
-    frame["track_duration_s"] = frame["track_duration_s"].astype("float64")
-    return spark.createDataFrame(frame, schema=event_schema())
-
-
-def read_events_file(spark: SparkSession, path: str | Path) -> DataFrame:
-    """Events from Parquet (a ``.parquet`` file or folder) or JSONL in the wire format."""
-    path = Path(path)
-    if not path.exists():
-        raise InteractionsError(f"events path {path} does not exist")
-    if path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
-        frame = spark.read.parquet(str(path))
-    else:
-        frame = spark.read.schema(SPARK_SCHEMA_DDL).option("mode", "FAILFAST").json(str(path))
-    missing = [name for name in EVENT_COLUMNS if name not in frame.columns]
-    if missing:
-        raise InteractionsError(f"events at {path} lack columns {missing}")
-    return frame.select(*EVENT_COLUMNS)
-
-
-def event_schema() -> StructType:
-    """The contract's Spark schema restricted to ``EVENT_COLUMNS`` (in that order)."""
-    fields = {field.name: field for field in spark_schema().fields}
-    return StructType([fields[name] for name in EVENT_COLUMNS])
-
-
-def data_snapshot(events: DataFrame) -> dict:
-    """Identity of an event set: count, time range and an order-free hash of the event ids."""
-    row = events.agg(
-        F.count("*").alias("events"),
-        F.countDistinct(USER_ID).alias("users"),
-        F.countDistinct(TRACK_ID).alias("tracks"),
-        F.min(EVENT_TIME).alias("first_event"),
-        F.max(EVENT_TIME).alias("last_event"),
-        # 48-bit prefixes of sha256(event_id), summed as decimals: no overflow, no order.
-        F.sum(F.conv(F.substring(F.sha2("event_id", 256), 1, 12), 16, 10).cast("decimal(38,0)")).alias("id_sum"),
-    ).first()
-    if row["events"] == 0:
-        raise InteractionsError("no events to train on")
-    digest = hashlib.sha256(f"{row['events']}|{row['id_sum']}".encode()).hexdigest()
-    return {
-        "events": row["events"],
-        "users": row["users"],
-        "tracks": row["tracks"],
-        "first_event": row["first_event"],
-        "last_event": row["last_event"],
-        "hash": digest[:16],
-    }
-
-
-# --- interactions ---------------------------------------------------------------------------
 
 def implicit_interactions(events: DataFrame) -> DataFrame:
     """One row per (user, track): counts, first/last event time and ``strength`` (see module doc)."""
     kind = F.col("type")
-    fraction = F.when(
-        F.col("track_duration_s") > 0, F.least(F.col("listened_s") / F.col("track_duration_s"), F.lit(1.0))
-    ).otherwise(F.when(kind == EventType.COMPLETE.value, 1.0).otherwise(0.0))
+    listened, duration = F.col(LISTENED), F.col(DURATION)
+    fraction = F.when(duration > 0, F.least(listened / duration, F.lit(1.0))).otherwise(
+        F.when(kind == EventType.COMPLETE.value, 1.0).otherwise(0.0))
     ended = kind.isin(EventType.COMPLETE.value, EventType.SKIP.value)
     counts = events.groupBy(USER_ID, TRACK_ID).agg(
-        F.sum((kind == EventType.PLAY.value).cast("int")).alias("plays"),
+        F.sum((kind == EventType.PLAY.value).cast("int")).alias(PLAYS),
         F.coalesce(F.sum(F.when(ended, fraction)), F.lit(0.0)).alias("listened"),
         F.sum((kind == EventType.COMPLETE.value).cast("int")).alias("completes"),
-        F.sum(((kind == EventType.SKIP.value) & (fraction < EARLY_SKIP_FRACTION)).cast("int")).alias("early_skips"),
+        F.sum(((kind == EventType.SKIP.value) & early_skip(listened, duration)).cast("int")).alias("early_skips"),
         F.sum((kind == EventType.LIKE.value).cast("int")).alias("likes"),
         F.sum((kind == EventType.DISLIKE.value).cast("int")).alias("dislikes"),
         F.min(EVENT_TIME).alias("first_ts"),
@@ -217,4 +153,3 @@ def relevant_by_user(relevant: DataFrame) -> dict[str, set[int]]:
     for row in relevant.select(USER_ID, TRACK_ID).toLocalIterator():
         by_user.setdefault(row[USER_ID], set()).add(int(row[TRACK_ID]))
     return by_user
-
