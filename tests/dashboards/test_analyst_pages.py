@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -170,7 +171,9 @@ def test_live_page_from_seeded_events_and_stream_metrics(app_db, analyst):
     at = page_test("live", analyst).run()
     assert not at.exception
     assert [m.value for m in at.metric] == ["6", "3"]
-    assert "Streaming job streaming_recommendations: active, last heartbeat 4 s ago, 0 records behind." in texts(at)
+    seen = re.search(r"Streaming job streaming_recommendations: active, last heartbeat (\d+) s ago, "
+                     r"0 records behind\.", texts(at))
+    assert seen and 4 <= int(seen.group(1)) < 60  # written 4 s before the page ran (a slow machine adds some)
     assert len(at.get("vega_lite_chart")) == 5
 
 
