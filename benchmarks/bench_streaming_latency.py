@@ -42,6 +42,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fma_platform.catalogue import ensure_catalogue_indexes  # noqa: E402
 from fma_platform.contracts import Collection  # noqa: E402
 from fma_platform.events import validate_event  # noqa: E402
 from fma_platform.kafka import admin_client, ensure_topics  # noqa: E402
@@ -51,15 +52,14 @@ from fma_platform.settings import get_settings  # noqa: E402
 from fma_platform.stream_status import BATCH_KIND, INPUT_ROWS, KIND, QUERY_NAME  # noqa: E402
 from infra import process  # noqa: E402
 from infra.streaming import streaming_health, streaming_spec  # noqa: E402
-from pipeline.catalog import ensure_catalog_indexes  # noqa: E402
 from simulator import simulate  # noqa: E402
-from spark_jobs.streaming_recommendations import DEFAULT_TRIGGER_S  # noqa: E402
+from spark_jobs.streaming.job import DEFAULT_TRIGGER_S  # noqa: E402
 
 GENRES = 16
 DIMENSIONS = 32
 
 
-def seed_catalog(db, *, tracks: int, seed: int = 11) -> pd.DataFrame:
+def seed_catalogue(db, *, tracks: int, seed: int = 11) -> pd.DataFrame:
     """``tracks`` synthetic tracks in ``GENRES`` genres; embeddings clustered by genre."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(GENRES, DIMENSIONS))
@@ -68,21 +68,21 @@ def seed_catalog(db, *, tracks: int, seed: int = 11) -> pd.DataFrame:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.arange(1, tracks + 1)
     listens = rng.pareto(1.2, tracks) * 100
-    catalog = pd.DataFrame({
+    catalogue = pd.DataFrame({
         "track_id": ids, "title": [f"Bench track {i}" for i in ids], "artist_name": "bench",
         "top_genre_id": genre + 1, "top_genre_title": [f"Genre {g + 1}" for g in genre],
         "listens": listens.astype(int), "favorites": (listens / 20).astype(int), "interest": 0, "duration": 30.0,
     })
-    db[Collection.TRACKS].insert_many(catalog.to_dict("records"))
+    db[Collection.TRACKS].insert_many(catalogue.to_dict("records"))
     db[Collection.TRACK_FEATURES].insert_many(
         [{"track_id": int(i), "embedding": v.tolist(), "model_version": "bench"} for i, v in zip(ids, vectors)]
     )
-    return catalog.assign(embedding=list(vectors))
+    return catalogue.assign(embedding=list(vectors))
 
 
-def simulated_events(catalog: pd.DataFrame, *, count: int, listeners: int) -> list:
+def simulated_events(catalogue: pd.DataFrame, *, count: int, listeners: int) -> list:
     """``count`` simulator events in simulated-time order (listeners interleave like real ones)."""
-    result = simulate(catalog, n_listeners=listeners, target_events=int(count * 1.1), seed=5,
+    result = simulate(catalogue, n_listeners=listeners, target_events=int(count * 1.1), seed=5,
                       start=datetime(2024, 1, 1, tzinfo=timezone.utc), days=3)
     events = sorted(result.events(), key=lambda e: e.client_ts)
     if len(events) < count:
@@ -224,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                           extra_args=["--topic", topic, "--checkpoint", str(settings.state_dir / "checkpoint")])
     total = int(args.rate * args.duration) + sum(int(r * args.step_seconds) for r in step_rates) + 200
     print(f"seeding {args.tracks} tracks; simulating {total} events ...", flush=True)
-    catalog = seed_catalog(db, tracks=args.tracks)
-    ensure_catalog_indexes(db)  # as the ETL leaves them: the player joins items with tracks by track_id
-    events = simulated_events(catalog, count=total, listeners=args.listeners)
+    catalogue = seed_catalogue(db, tracks=args.tracks)
+    ensure_catalogue_indexes(db)  # as the ETL leaves them: the player joins items with tracks by track_id
+    events = simulated_events(catalogue, count=total, listeners=args.listeners)
     producer = EventProducer(settings, topic=topic, max_buffered=50_000)
     tracker = LatencyTracker(db)
     poller = threading.Thread(target=tracker.poll_forever, daemon=True)

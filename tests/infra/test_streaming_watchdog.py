@@ -1,12 +1,14 @@
-"""The watchdog (``keep_streaming_alive``) against the real servers and the real job.
+"""The streaming job's lifecycle (``infra.streaming``) against the real servers and the real job.
 
-One real ``spark-submit`` start (~20-40 s on the 2-core machine): the watchdog must
-restart a job whose heartbeat says it is dead, leave a healthy one alone, and fail
-without restarting anything when the job lags.
+The health check reads the heartbeat contract (``fma_platform.stream_status``). The
+watchdog test makes one real ``spark-submit`` start (~20-40 s on the 2-core machine): the
+watchdog must restart a job whose heartbeat says it is dead, leave a healthy one alone,
+and fail without restarting anything when the job lags.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -20,12 +22,54 @@ from fma_platform.events import new_event
 from fma_platform.kafka import ensure_topics
 from fma_platform.mongo import mongo_client
 from fma_platform.producer import EventProducer
-from fma_platform.stream_status import heartbeat_id
+from fma_platform.stream_status import Heartbeat, heartbeat_id, running_heartbeat, stopped_heartbeat_fields
 from infra import process
 from infra.process import ProcessRecord
-from infra.streaming import StreamingLagError, keep_streaming_alive, streaming_spec
+from infra.streaming import (
+    JOB_PATH,
+    StreamingDeadError,
+    StreamingLagError,
+    keep_streaming_alive,
+    streaming_health,
+    streaming_spec,
+)
 
-TRACKS = [(1, [1.0, 0.0, 0.0]), (2, [0.9, 0.1, 0.0]), (3, [0.0, 1.0, 0.0]), (4, [0.0, 0.9, 0.1])]
+# Unit embeddings, as the ETL stores them (other norms are left out as damaged): 2 is 1's
+# nearest neighbour, 4 is 3's.
+TRACKS = [(track, [x / math.hypot(*vector) for x in vector])
+          for track, vector in ((1, [1.0, 0.0, 0.0]), (2, [0.9, 0.1, 0.0]), (3, [0.0, 1.0, 0.0]), (4, [0.0, 0.9, 0.1]))]
+
+
+def test_health_reports_dead_and_lagging_jobs(mongo_db):
+    with pytest.raises(StreamingDeadError, match="never ran"):
+        streaming_health(mongo_db, max_lag=10, max_staleness_s=30)
+    now = datetime.now(timezone.utc).replace(microsecond=0)  # MongoDB keeps milliseconds
+    metrics = mongo_db[Collection.STREAM_METRICS]
+    heartbeat = running_heartbeat(query_name="streaming_recommendations", query_id="q", run_id="r", is_active=True,
+                                  status="Waiting for data", error=None, last_batch_id=7, end_offsets={"0": 9, "1": 4},
+                                  lag={"0": 50, "1": 0}, started_at_epoch=now.timestamp() - 60, now=now)
+    metrics.insert_one(heartbeat.document())
+    report = streaming_health(mongo_db, max_lag=100, max_staleness_s=30, now=now + timedelta(seconds=3))
+    assert (report["status"], report["total_lag"], report["last_batch_id"], report["age_s"]) == ("ok", 50, 7, 3.0)
+    assert Heartbeat.from_document(metrics.find_one({"_id": heartbeat_id()})) == heartbeat
+    with pytest.raises(StreamingLagError, match="50 records behind"):
+        streaming_health(mongo_db, max_lag=10, max_staleness_s=30)
+    with pytest.raises(StreamingDeadError, match="heartbeat"):
+        streaming_health(mongo_db, max_lag=100, max_staleness_s=30, now=now + timedelta(minutes=5))
+    metrics.update_one({"_id": heartbeat_id()},
+                       {"$set": stopped_heartbeat_fields(query_name="streaming_recommendations", error="boom")})
+    with pytest.raises(StreamingDeadError, match="boom"):
+        streaming_health(mongo_db, max_lag=100, max_staleness_s=30)
+
+
+def test_service_spec_runs_the_job_file_with_spark_submit(settings):
+    spec = streaming_spec(settings, trigger_seconds=0.5, max_offsets_per_trigger=500)
+    assert spec.command[0].endswith("spark-submit") and "local[2]" in spec.command
+    assert spec.command[spec.command.index("--trigger-seconds") + 1] == "0.5"
+    assert spec.command[spec.command.index("--max-offsets-per-trigger") + 1] == "500"
+    assert spec.command[-5] == str(JOB_PATH) and JOB_PATH.is_file()
+    assert spec.env["FMA_MONGO_PORT"] == str(settings.mongo_port) and "PYSPARK_PYTHON" in spec.env
+    assert streaming_spec(settings).command[-1] == str(JOB_PATH)  # the job's own defaults otherwise
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaProducer
 
 from fma_platform.kafka import ensure_topics
-from spark_jobs.kafka_source import (
+from spark_jobs.streaming.kafka_source import (
     KAFKA_COLUMNS,
     DriverBatchReader,
     KafkaOffsetRange,
@@ -155,7 +155,7 @@ def test_end_offsets_count_every_record_of_a_multi_record_batch(kafka_broker, un
     """Tansu reports the last batch's base offset + 1 as the end: the source must not trust it."""
     from pyspark.sql.streaming.datasource import ReadAllAvailable
 
-    from spark_jobs.kafka_source import KafkaStreamReader
+    from spark_jobs.streaming.kafka_source import KafkaStreamReader
 
     producer = KafkaProducer(bootstrap_servers=kafka_broker.kafka_bootstrap, linger_ms=200)
     try:

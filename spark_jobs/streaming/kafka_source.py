@@ -68,6 +68,7 @@ from pyspark.sql.streaming.datasource import (
 )
 
 from fma_platform.settings import Settings
+from spark_jobs.streaming.errors import StreamingError
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ RECORDS_PER_TASK = 5_000
 _READ_FETCH_MAX_WAIT_MS = 10
 
 
-class KafkaSourceError(RuntimeError):
+class KafkaSourceError(StreamingError):
     """The Kafka source cannot deliver what it promised (bad option, lost or unfetchable data)."""
 
 

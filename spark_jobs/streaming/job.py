@@ -1,0 +1,173 @@
+"""Run the real-time query: start it, supervise it until a signal or a deadline, stop everything.
+
+``run`` is what the spark-submit entry ``spark_jobs/streaming_recommendations.py`` calls.
+The query reads the events topic (``kafka_source.read_kafka_stream``: the native
+connector or the Python source, same columns) and hands each micro-batch to a
+``batch.RecommendationStream`` (``foreachBatch``). While it runs, ``supervise`` keeps
+the heartbeat (``progress.Supervisor``) every ``HEARTBEAT_INTERVAL_S``; SIGTERM/SIGINT
+stop the query between batches.
+
+Latency: with the default 0.1 s trigger, batches run back to back while events flow;
+each batch's time is spread over the steps recorded in ``stream_metrics.step_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pymongo.database import Database
+
+from fma_platform.settings import Settings
+from fma_platform.stream_status import HEARTBEAT_INTERVAL_S, QUERY_NAME
+from spark_jobs.streaming.batch import RecommendationStream, StreamConfig
+from spark_jobs.streaming.errors import StreamingJobError
+from spark_jobs.streaming.progress import Supervisor
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "streaming-recommendations"
+# Micro-batch interval. Below the batch's own duration, batches run back to back while
+# events flow (no wait for a trigger); when idle the job looks for new offsets this often.
+DEFAULT_TRIGGER_S = 0.1
+
+
+def start_stream(
+    spark,
+    settings: Settings,
+    *,
+    db: Database,
+    checkpoint: Path,
+    topic: str | None = None,
+    trigger_seconds: float = DEFAULT_TRIGGER_S,
+    starting_offsets: str = "earliest",
+    max_offsets_per_trigger: int | None = None,
+    config: StreamConfig | None = None,
+    query_name: str = QUERY_NAME,
+    wrap_handler: Callable | None = None,
+):
+    """Start the query; return ``(query, stream)`` (the caller stops the query).
+
+    ``wrap_handler(stream)`` may return another ``foreachBatch`` function around the
+    stream (tests use it to crash a batch half-way).
+    """
+    from spark_jobs.streaming.kafka_source import driver_batch_reader, read_kafka_stream
+
+    if trigger_seconds < 0:
+        raise StreamingJobError(f"the trigger interval must be >= 0 s, got {trigger_seconds}")
+    topic = topic or settings.kafka_events_topic
+    stream = RecommendationStream(db, settings, config=config, query_name=query_name, checkpoint=checkpoint,
+                                  batch_reader=driver_batch_reader(spark, settings, topic=topic, checkpoint=checkpoint))
+    stream.models.catalogue()  # load once before the first batch
+    # A stateless query: a trigger without new offsets has nothing to do.
+    spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+    events = read_kafka_stream(spark, settings, topic=topic,
+                               starting_offsets=starting_offsets, max_offsets_per_trigger=max_offsets_per_trigger)
+    query = (
+        events.writeStream.queryName(query_name)
+        .foreachBatch(stream if wrap_handler is None else wrap_handler(stream))
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(processingTime=f"{trigger_seconds} seconds")
+        .start()
+    )
+    return query, stream
+
+
+def supervise(query, supervisor: Supervisor, *, stop: threading.Event, run_for: float | None) -> str | None:
+    """Heartbeat until ``stop`` is set, ``run_for`` seconds pass, or the query ends; its error."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import StreamingQueryException
+
+    deadline = None if run_for is None else time.monotonic() + run_for
+    next_beat = 0.0
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            if query.awaitTermination(0.5):
+                break
+            if time.monotonic() >= next_beat:
+                supervisor.record_progress()
+                next_beat = time.monotonic() + HEARTBEAT_INTERVAL_S
+        failure = query.exception()
+    except (Py4JError, StreamingQueryException):
+        if not stop.is_set():
+            raise
+        # SIGTERM reached the JVM and the source's Python process too, and Spark is going
+        # down: the batch in flight (if any) was not committed and is replayed at the next start.
+        log.warning("Spark went down while stopping on a signal")
+        return None
+    return None if failure is None else str(failure)
+
+
+def run(settings: Settings, *, checkpoint: Path, topic: str | None = None, trigger_seconds: float = DEFAULT_TRIGGER_S,
+        starting_offsets: str = "earliest", max_offsets_per_trigger: int | None = None,
+        run_for: float | None = None) -> dict[str, Any]:
+    """Run the query until SIGTERM/SIGINT (or ``run_for`` seconds); a summary with its ``error``.
+
+    The summary: ``{query_id, last_batch_id, last_batch, error}`` (``last_batch_id``: the
+    last batch Spark reported; ``last_batch``: the last one this process handled).
+    """
+    from fma_platform.mongo import platform_db
+    from spark_jobs.session import spark_session
+    from spark_jobs.streaming.kafka_source import close_read_consumers
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    spark = spark_session(APP_NAME, settings=settings)
+    spark.sparkContext.setLogLevel("WARN")  # one INFO line per task otherwise
+    quiet_falling_behind_warnings(spark)
+    db = platform_db(settings)
+    query, stream = start_stream(
+        spark, settings, db=db, checkpoint=checkpoint, topic=topic, trigger_seconds=trigger_seconds,
+        starting_offsets=starting_offsets, max_offsets_per_trigger=max_offsets_per_trigger,
+    )
+    supervisor = Supervisor(db, query, query_name=stream.query_name)
+    error = None
+    try:
+        error = supervise(query, supervisor, stop=stop, run_for=run_for)
+    finally:
+        stop_query(query)
+        close_read_consumers()
+        supervisor.mark_stopped(error)
+        stop_spark(spark)
+    return {"query_id": stream.query_id, "last_batch_id": supervisor.last_batch_id,
+            "last_batch": None if stream.last_metrics is None else stream.last_metrics.batch_id, "error": error}
+
+
+def stop_query(query) -> None:
+    """Stop ``query``; on SIGTERM under spark-submit the JVM may already be going down."""
+    from py4j.protocol import Py4JError
+
+    try:
+        query.stop()
+    except Py4JError as exc:
+        log.warning("stopping the query failed (JVM shutting down?): %s", exc)
+
+
+def quiet_falling_behind_warnings(spark) -> None:
+    """Batches longer than the short trigger are the normal case here (they then run back
+    to back): Spark's "Current batch is falling behind" warning would fill the log."""
+    from py4j.protocol import Py4JError
+
+    try:
+        jvm = spark.sparkContext._jvm
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            "org.apache.spark.sql.execution.streaming.runtime.ProcessingTimeExecutor",
+            jvm.org.apache.logging.log4j.Level.ERROR)
+    except Py4JError as exc:
+        log.warning("could not quiet the falling-behind warnings: %s", exc)
+
+
+def stop_spark(spark) -> None:
+    """Stop the session; under SIGTERM the JVM's shutdown hook may have stopped it already."""
+    from py4j.protocol import Py4JError
+
+    try:
+        spark.stop()
+    except Py4JError as exc:
+        log.warning("stopping Spark failed (JVM already shut down?): %s", exc)

@@ -1,0 +1,214 @@
+"""Every MongoDB write of the stream, each idempotent so a replayed batch changes nothing.
+
+* ``listening_events`` and ``dead_letters``: inserted once by their natural ``_id``
+  (``fma_platform.mongo.insert_once``);
+* ``realtime_recommendations``: one document per listener, replaced by each batch;
+* ``trending``: window counts incremented at most once per batch (``apply_trending``) and
+  each window's listener set (a set union);
+* ``stream_metrics``: the batch documents, their lag and the heartbeat
+  (``fma_platform.stream_status``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+import pandas as pd
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from fma_platform.contracts import Collection
+from fma_platform.mongo import DUPLICATE_KEY, insert_once
+from fma_platform.stream_status import (
+    BatchMetrics,
+    Heartbeat,
+    batch_metrics_id,
+    batch_progress_fields,
+    heartbeat_id,
+    stopped_heartbeat_fields,
+)
+from spark_jobs.streaming.ranking import RankedItem
+from spark_jobs.streaming.records import ValidEvent, event_documents
+from spark_jobs.streaming.trending import COUNTED_TYPES, LISTENERS, trending_id, trending_increments, window_start
+
+APPLIED_BATCHES_KEPT = 20  # only the last batch is ever replayed
+
+
+def ensure_indexes(db: Database) -> None:
+    """Indexes the stream's reads and upserts rely on (idempotent)."""
+    db[Collection.LISTENING_EVENTS].create_index([("user_id", ASCENDING), ("client_ts", DESCENDING)])
+    db[Collection.REALTIME_RECOMMENDATIONS].create_index([("user_id", ASCENDING)], unique=True)
+    db[Collection.TRENDING].create_index([("window_start", ASCENDING), ("kind", ASCENDING)])
+    db[Collection.STREAM_METRICS].create_index([("query_id", ASCENDING), ("batch_id", ASCENDING)])
+
+
+# --- events and dead letters ------------------------------------------------------------------
+def write_dead_letters(db: Database, documents: list[dict]) -> int:
+    """Insert dead letters once per (topic, partition, offset); return how many the batch had."""
+    insert_once(db[Collection.DEAD_LETTERS], documents)
+    return len(documents)
+
+
+def write_events(db: Database, valid: Sequence[ValidEvent], *, batch_key: str) -> list[ValidEvent]:
+    """Insert the events by ``_id = event_id``; return those this batch stored first.
+
+    Each document records its ``ingest_batch``: when a replayed batch finds its events
+    already stored, the ones it stored itself the first time are still known (for the
+    trending counts), while an event re-sent by a producer belongs to an earlier batch.
+    """
+    documents = [{**document, "ingest_batch": batch_key} for document in event_documents(valid)]
+    collection = db[Collection.LISTENING_EVENTS]
+    new_ids, duplicates = insert_once(collection, documents)
+    if duplicates:
+        new_ids |= {d["_id"] for d in collection.find({"_id": {"$in": duplicates}, "ingest_batch": batch_key}, {"_id": 1})}
+    first = {}
+    for item in valid:
+        if item.event.event_id in new_ids:
+            first.setdefault(item.event.event_id, item)
+    return list(first.values())
+
+
+# --- recommendations ----------------------------------------------------------------------------
+def write_recommendations(db: Database, ranked: Mapping[str, list[RankedItem]], triggers: Mapping[str, ValidEvent],
+                          *, model_version: str, updated_at: datetime) -> int:
+    """Replace each listener's ``realtime_recommendations`` (one bulk write); how many listeners.
+
+    ``triggers`` holds each listener's newest event of the batch (``triggered_by``).
+    """
+    operations = [
+        UpdateOne({"user_id": user_id}, {"$set": {
+            "user_id": user_id,
+            "items": [item.as_document() for item in ranked[user_id]],
+            "triggered_by": trigger.event.event_id,
+            "event_time": trigger.event.client_ts,
+            "updated_at": updated_at,
+            "model_version": model_version,
+        }}, upsert=True)
+        for user_id, trigger in triggers.items()
+    ]
+    if operations:
+        db[Collection.REALTIME_RECOMMENDATIONS].bulk_write(operations, ordered=False)
+    return len(operations)
+
+
+# --- trending -------------------------------------------------------------------------------------
+def update_trending(db: Database, stored: Sequence[ValidEvent], genres: Mapping[int, tuple[int, str]], *,
+                    window: timedelta, batch_key: str, listeners: WindowListeners) -> dict | None:
+    """Add the batch's first-stored events to the trending windows, once; the newest window's listeners.
+
+    No reads of ``listening_events``, so the cost does not grow with the window.
+    """
+    if not stored:
+        return None
+    events = pd.DataFrame(
+        [(item.event.track_id, item.event.type.value, item.event.client_ts) for item in stored],
+        columns=["track_id", "type", "client_ts"],
+    )
+    apply_trending(db, trending_increments(events, genres, window=window), batch_key=batch_key)
+    starts = [window_start(item.event.client_ts, window=window) for item in stored]
+    newest = max(starts)
+    users = {item.event.user_id for item, start in zip(stored, starts) if start == newest}
+    return {"window_start": newest, "window_end": newest + window, "users": listeners.add(newest, users)}
+
+
+def apply_trending(db: Database, increments: list[dict], *, batch_key: str) -> int:
+    """``$inc`` each document's counts unless ``batch_key`` was applied to it; how many applied.
+
+    ``$inc`` alone would count a replayed batch twice, so every document remembers the
+    batches applied to it (``applied_batches``, the last ``APPLIED_BATCHES_KEPT``) and an
+    increment whose batch is there already is refused by the filter (a duplicate key on
+    the upsert).
+    """
+    counts = set(COUNTED_TYPES.values())
+    operations = [
+        UpdateOne(
+            {"_id": document["_id"], "applied_batches": {"$ne": batch_key}},
+            {"$inc": {name: document[name] for name in counts},
+             "$set": {name: value for name, value in document.items() if name not in counts and name != "_id"},
+             "$push": {"applied_batches": {"$each": [batch_key], "$slice": -APPLIED_BATCHES_KEPT}}},
+            upsert=True,
+        )
+        for document in increments
+    ]
+    if not operations:
+        return 0
+    try:
+        result = db[Collection.TRENDING].bulk_write(operations, ordered=False)
+    except BulkWriteError as exc:
+        refused = exc.details.get("writeErrors", [])
+        if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in refused):
+            raise
+        return int(exc.details.get("nModified", 0)) + int(exc.details.get("nUpserted", 0))
+    return result.modified_count + result.upserted_count
+
+
+class WindowListeners:
+    """The newest window's listener set, written only when a batch brings a listener this
+    process has not written to it yet (in a busy window most batches bring none), and its
+    size. A new process starts empty and writes again: the union is idempotent."""
+
+    def __init__(self, db: Database, *, window: timedelta) -> None:
+        self.db = db
+        self.window = window
+        self._start: datetime | None = None
+        self._written: set[str] = set()
+        self._count = 0
+
+    def add(self, start: datetime, user_ids: set[str]) -> int:
+        """Add ``user_ids`` to the window starting at ``start``; the window's listener count."""
+        if start != self._start:
+            self._start, self._written, self._count = start, set(), 0
+        if not user_ids <= self._written:
+            self._count = add_window_listeners(self.db, start, user_ids, window=self.window)
+            self._written |= user_ids
+        return self._count
+
+
+def add_window_listeners(db: Database, start: datetime, user_ids: set[str], *, window: timedelta) -> int:
+    """Add ``user_ids`` to the window's listener set (``trending`` kind "listeners"); its size.
+
+    One round trip: a pipeline update unites the sets and stores their size, and only
+    the size travels back (the set grows with the window).
+    """
+    document = db[Collection.TRENDING].find_one_and_update(
+        {"_id": trending_id(LISTENERS, "all", start)},
+        [{"$set": {"users": {"$setUnion": [{"$ifNull": ["$users", []]}, sorted(user_ids)]},
+                   "window_start": start, "window_end": start + window, "kind": LISTENERS, "key": "all"}},
+         {"$set": {"listeners": {"$size": "$users"}}}],
+        projection={"_id": 0, "listeners": 1}, upsert=True, return_document=ReturnDocument.AFTER,
+    )
+    return int(document["listeners"])
+
+
+# --- stream_metrics -------------------------------------------------------------------------------
+def write_batch_metrics(db: Database, metrics: BatchMetrics, *, query_id: str, query_name: str,
+                        batch_time: datetime) -> None:
+    """Upsert the batch's ``stream_metrics`` document (its lag comes later: ``write_batch_progress``)."""
+    document = metrics.document(query_id=query_id, query_name=query_name, batch_time=batch_time)
+    db[Collection.STREAM_METRICS].update_one({"_id": document.pop("_id")}, {"$set": document}, upsert=True)
+
+
+def write_batch_progress(db: Database, query_id: str, progress: Mapping[int, dict]) -> None:
+    """Add Spark's progress (``batch_progress_fields``) to batch documents, in one round trip
+    (the server is shared with the player's reads)."""
+    if progress:
+        db[Collection.STREAM_METRICS].bulk_write(
+            [UpdateOne({"_id": batch_metrics_id(query_id, batch_id)}, {"$set": batch_progress_fields(**fields)})
+             for batch_id, fields in progress.items()],
+            ordered=False,
+        )
+
+
+def write_heartbeat(db: Database, heartbeat: Heartbeat) -> None:
+    document = heartbeat.document()
+    db[Collection.STREAM_METRICS].update_one({"_id": document.pop("_id")}, {"$set": document}, upsert=True)
+
+
+def write_stopped(db: Database, *, query_name: str, error: str | None) -> None:
+    """Record in the heartbeat that the query no longer runs (and why, if it failed)."""
+    db[Collection.STREAM_METRICS].update_one(
+        {"_id": heartbeat_id(query_name)}, {"$set": stopped_heartbeat_fields(query_name=query_name, error=error)},
+        upsert=True,
+    )
