@@ -3,32 +3,77 @@
 Every variable is prefixed ``FMA_`` (``FMA_MONGO_PORT=27100``). The embedded stack and the
 compose stack use the same names; only the values differ. Paths resolve from the
 project root, never from the current working directory.
+
+The ``FMA_`` prefix belongs to these settings alone: a variable (in the environment or in
+``.env``) whose name starts with ``FMA_`` but names no field is an error, so a misspelt or
+retired setting never silently falls back to its default. Switches of the tooling around
+the platform (the test suite, compose's own variables) use other names.
+
+Two addresses are kept apart: ``bind_host`` is the interface the embedded services listen
+on; ``host`` is the address clients (and people) use to reach them, so it is what URLs and
+the default MongoDB/Kafka endpoints are built from. Listening on every interface
+(``FMA_BIND_HOST=0.0.0.0``) therefore never leaks ``0.0.0.0`` into a link.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fma_platform.errors import PlatformError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "FMA_"
+ENV_FILE = PROJECT_ROOT / ".env"
+# Addresses that mean "every interface": a server can listen on them, no client can use them.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", "*"})
+
+
+class SettingsError(PlatformError, ValueError):
+    """The environment or ``.env`` configures the platform with names or values it cannot use."""
+
+
+class UnknownSettingError(SettingsError):
+    """``FMA_*`` variables that name no setting (``names``: variable -> where it was found)."""
+
+    def __init__(self, names: Mapping[str, str], known: Iterable[str]) -> None:
+        self.names = dict(names)
+        known = sorted(known)
+        parts = []
+        for name, origin in sorted(self.names.items()):
+            match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {match[0]}?)" if match else ""
+            parts.append(f"{name} in {origin}{hint}")
+        super().__init__(
+            f"unknown setting{'s' if len(parts) > 1 else ''}: {'; '.join(parts)}. Every {ENV_PREFIX}* "
+            "variable must name a field of fma_platform/settings.py; tools use other prefixes"
+        )
 
 
 class Settings(BaseSettings):
     """Typed configuration of every service endpoint, path and tunable of the platform."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FMA_",
-        env_file=PROJECT_ROOT / ".env",
+        env_prefix=ENV_PREFIX,
+        env_file=ENV_FILE,
         env_file_encoding="utf-8",
+        # Non-FMA_ lines of .env are not ours; unknown FMA_ names are refused in __init__.
         extra="ignore",
     )
 
     # Where the embedded stack keeps all of its state (databases, logs, pids, datasets).
     state_dir: Path = Field(default=PROJECT_ROOT / ".platform")
-    # Interface the embedded services bind to and clients connect to.
+    # Interface the embedded services listen on (0.0.0.0: every interface).
+    bind_host: str = "127.0.0.1"
+    # Address clients use to reach the services: links, default MongoDB and Kafka endpoints.
     host: str = "127.0.0.1"
 
     # MongoDB (embedded: SecantusDB; production: MongoDB replica set).
@@ -46,6 +91,10 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     spark_shuffle_partitions: int = 4
     spark_driver_memory: str = "2g"
+    # Streaming source of Kafka records: "native" (the spark-sql-kafka connector, which must
+    # be on the classpath), "python" (the project's Python data source) or "auto" (native
+    # when the connector is on the classpath).
+    spark_kafka_source: Literal["auto", "python", "native"] = "auto"
 
     # Airflow (embedded: standalone components on SQLite; production: Postgres).
     airflow_port: int = 8080
@@ -64,15 +113,31 @@ class Settings(BaseSettings):
     extract_workers: int = 2
     extract_chunk_size: int = 50
 
+    def __init__(self, **values: Any) -> None:
+        env_file = values.get("_env_file", self.model_config.get("env_file"))
+        reject_unknown_variables(os.environ, env_file)
+        super().__init__(**values)
+
     @field_validator("state_dir", mode="after")
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:
         return value if value.is_absolute() else (PROJECT_ROOT / value)
 
+    @field_validator("host", mode="after")
+    @classmethod
+    def _host_clients_can_use(cls, value: str) -> str:
+        if value.strip() in WILDCARD_HOSTS or not value.strip():
+            raise ValueError(
+                f"{value!r} is not an address a client can connect to. {ENV_PREFIX}HOST is the address "
+                f"clients use; to listen on every interface set {ENV_PREFIX}BIND_HOST={value or '0.0.0.0'} "
+                f"and {ENV_PREFIX}HOST to this machine's name or address"
+            )
+        return value.strip()
+
     def as_env(self) -> dict[str, str]:
         """These settings as ``FMA_*`` variables, for the processes the platform starts."""
         return {
-            f"FMA_{name.upper()}": str(value)
+            f"{ENV_PREFIX}{name.upper()}": str(value)
             for name, value in self.model_dump().items()
             if value not in ("", None)
         }
@@ -117,6 +182,33 @@ class Settings(BaseSettings):
     @property
     def sample_dir(self) -> Path:
         return self.data_dir / "sample"
+
+
+def setting_variables() -> list[str]:
+    """Every variable name a setting is read from (``FMA_MONGO_PORT``, ...)."""
+    return [f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields]
+
+
+def reject_unknown_variables(
+    environ: Mapping[str, str], env_file: str | Path | Iterable[str | Path] | None = ENV_FILE,
+) -> None:
+    """Raise ``UnknownSettingError`` for ``FMA_*`` names in ``environ`` or ``env_file`` that name no setting.
+
+    ``env_file`` is what the settings read (a path, several, or None). Names compare
+    case-insensitively, as the settings read them.
+    """
+    known = setting_variables()
+    known_upper = set(known)
+    found = {name.upper(): "the environment" for name in environ}
+    env_files = [env_file] if isinstance(env_file, (str, Path)) else list(env_file or ())
+    for path in map(Path, env_files):
+        if path.is_file():
+            for name in dotenv_values(path):
+                found.setdefault(name.upper(), str(path))
+    unknown = {name: origin for name, origin in found.items()
+               if name.startswith(ENV_PREFIX) and name not in known_upper}
+    if unknown:
+        raise UnknownSettingError(unknown, known)
 
 
 @lru_cache(maxsize=1)

@@ -45,7 +45,7 @@ class ServiceSpec:
     run_dir: Path
     health: Callable[[], None]
     port: int | None = None
-    host: str = "127.0.0.1"
+    bind_host: str = "127.0.0.1"  # the interface ``port`` is opened on (checked free before start)
     url: str = ""
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
@@ -179,9 +179,9 @@ def start(spec: ServiceSpec) -> tuple[ProcessRecord, bool]:
     if record is not None:
         wait_healthy(spec)
         return record, False
-    if spec.port is not None and not port_is_free(spec.host, spec.port):
+    if spec.port is not None and not port_is_free(spec.bind_host, spec.port):
         raise PortInUseError(
-            f"{spec.name}: port {spec.port} on {spec.host} is already in use by another program; "
+            f"{spec.name}: port {spec.port} on {spec.bind_host} is already in use by another program; "
             f"stop it or choose another port (FMA_{spec.name.upper().split('-')[0]}_PORT in .env)"
         )
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
 """The embedded stack's services, built from the settings.
 
 MongoDB-compatible server (SecantusDB), Kafka-protocol broker (Tansu), Airflow 3
-components on SQLite, and the Streamlit app, all on loopback. Spark is not a server here
-(``local[*]`` through ``spark-submit``); ``check_java`` guards it.
+components on SQLite, and the Streamlit app. Each listens on ``settings.bind_host``
+(loopback by default) and is reached, and advertised, at ``settings.host``. Spark is not a
+server here (``local[*]`` through ``spark-submit``); ``check_java`` guards it, and
+``spark_env`` is the environment this launcher gives every Spark process it starts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from fma_platform.contracts import kafka_topics
-from fma_platform.settings import PROJECT_ROOT, Settings
+from fma_platform.settings import PROJECT_ROOT, WILDCARD_HOSTS, Settings
 from infra.process import ServiceSpec, StackError
 
 VENV_BIN = Path(sys.executable).parent
@@ -74,13 +76,19 @@ def java_home(env: dict[str, str] | None = None) -> str:
 
 
 def spark_env(settings: Settings) -> dict[str, str]:
-    """Environment every Spark driver/worker process of the project gets."""
+    """Environment every Spark driver/worker process the embedded stack starts gets.
+
+    Python workers run the venv's interpreter. The driver binds and advertises one address
+    (``SPARK_LOCAL_IP``): the services' bind interface when it is a concrete one, else
+    ``settings.host``; never a wildcard such as 0.0.0.0, which executors cannot reach.
+    """
+    local_ip = settings.host if settings.bind_host in WILDCARD_HOSTS else settings.bind_host
     return {
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "JAVA_HOME": java_home(),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "SPARK_LOCAL_IP": settings.host,
+        "SPARK_LOCAL_IP": local_ip,
     }
 
 
@@ -98,7 +106,7 @@ def mongo_spec(settings: Settings) -> ServiceSpec:
         name="mongo",
         command=[
             str(VENV_BIN / "secantusd-py"),
-            "--host", settings.host,
+            "--host", settings.bind_host,
             "--port", str(settings.mongo_port),
             "--storage-path", str(storage),
         ],
@@ -106,7 +114,7 @@ def mongo_spec(settings: Settings) -> ServiceSpec:
         run_dir=settings.run_dir,
         health=health,
         port=settings.mongo_port,
-        host=settings.host,
+        bind_host=settings.bind_host,
         url=settings.mongo_url,
         start_timeout=60,
     )
@@ -120,7 +128,8 @@ def tansu_binary() -> str:
 
 
 def kafka_spec(settings: Settings) -> ServiceSpec:
-    listener = f"tcp://{settings.host}:{settings.kafka_port}"
+    listener = f"tcp://{settings.bind_host}:{settings.kafka_port}"
+    advertised = f"tcp://{settings.host}:{settings.kafka_port}"
 
     def health() -> None:
         from fma_platform.kafka import list_topics
@@ -132,14 +141,14 @@ def kafka_spec(settings: Settings) -> ServiceSpec:
         command=[
             tansu_binary(), "broker",
             "--listener-url", listener,
-            "--advertised-listener-url", listener,
+            "--advertised-listener-url", advertised,
             "--storage-engine", "memory://tansu/",
         ],
         log_path=settings.logs_dir / "kafka.log",
         run_dir=settings.run_dir,
         health=health,
         port=settings.kafka_port,
-        host=settings.host,
+        bind_host=settings.bind_host,
         url=settings.kafka_bootstrap,
         start_timeout=45,
     )
@@ -222,7 +231,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__API__HOST": settings.host,
+        "AIRFLOW__API__HOST": settings.bind_host,
         "AIRFLOW__API__PORT": str(settings.airflow_port),
         "AIRFLOW__API__BASE_URL": api,
         "AIRFLOW__API__SECRET_KEY": secret["api_secret_key"],
@@ -263,7 +272,7 @@ def airflow_specs(settings: Settings) -> list[ServiceSpec]:
     for component in AIRFLOW_COMPONENTS:
         command = [str(VENV_BIN / "airflow"), component]
         if component == "api-server":
-            command += ["--host", settings.host, "--port", str(settings.airflow_port), "--workers", "1"]
+            command += ["--host", settings.bind_host, "--port", str(settings.airflow_port), "--workers", "1"]
         specs.append(
             ServiceSpec(
                 name=f"airflow-{component}",
@@ -272,7 +281,7 @@ def airflow_specs(settings: Settings) -> list[ServiceSpec]:
                 run_dir=settings.run_dir,
                 health=_airflow_component_health(settings, component),
                 port=settings.airflow_port if component == "api-server" else None,
-                host=settings.host,
+                bind_host=settings.bind_host,
                 url=f"http://{settings.host}:{settings.airflow_port}" if component == "api-server" else "",
                 env=env,
                 cwd=PROJECT_ROOT,
@@ -307,7 +316,7 @@ def streamlit_spec(settings: Settings) -> ServiceSpec:
         name="streamlit",
         command=[
             str(VENV_BIN / "streamlit"), "run", str(PROJECT_ROOT / "dashboards" / "app.py"),
-            "--server.address", settings.host,
+            "--server.address", settings.bind_host,
             "--server.port", str(settings.streamlit_port),
             "--server.headless", "true",
             "--browser.gatherUsageStats", "false",
@@ -316,7 +325,7 @@ def streamlit_spec(settings: Settings) -> ServiceSpec:
         run_dir=settings.run_dir,
         health=health,
         port=settings.streamlit_port,
-        host=settings.host,
+        bind_host=settings.bind_host,
         url=url,
         env=settings.as_env(),
         cwd=PROJECT_ROOT,

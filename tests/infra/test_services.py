@@ -9,11 +9,13 @@ import sys
 import time
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from fma_platform.kafka import topic_partitions
-from infra.services import spark_env
 from fma_platform.settings import PROJECT_ROOT
+from infra import process
+from infra.process import free_port
+from infra.services import airflow_env, airflow_specs, kafka_spec, mongo_spec, spark_env, streamlit_spec
 
 
 def test_mongo_insert_and_find(mongo_db):
@@ -29,8 +31,6 @@ def test_mongo_insert_and_find(mongo_db):
 
 def test_mongo_data_survives_a_server_restart(settings, mongo_server):
     from fma_platform.mongo import mongo_client
-    from infra import process
-    from infra.services import mongo_spec
 
     db = mongo_client(settings)["restart_check"]
     db.items.replace_one({"_id": 1}, {"_id": 1, "kept": True}, upsert=True)
@@ -88,6 +88,7 @@ def test_spark_submit_runs_an_entrypoint(settings):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["rows"] == 5000 and report["residues"] == 5
     assert report["master"] == "local[1]"  # spark-submit's --master wins over the settings
+    assert report["kafka_bootstrap"] == settings.kafka_bootstrap and report["mongo_db"] == settings.mongo_db
 
 
 def test_health_reports_a_missing_topic_and_a_down_database(kafka_broker):
@@ -101,3 +102,45 @@ def test_health_reports_a_missing_topic_and_a_down_database(kafka_broker):
     down = kafka_broker.model_copy(update={"mongo_port": free_port(), "mongo_uri": ""})
     with pytest.raises(ServiceUnavailableError, match="did not answer"):
         mongo_health(down)
+
+
+# --- bind address vs the address clients use ----------------------------------------------
+def test_services_listen_on_bind_host_and_are_reached_at_host(settings):
+    own = settings.model_copy(update={"bind_host": "0.0.0.0", "host": "fma.example"})
+    mongo = mongo_spec(own)
+    assert mongo.command[mongo.command.index("--host") + 1] == "0.0.0.0"
+    assert mongo.bind_host == "0.0.0.0" and mongo.url == f"mongodb://fma.example:{own.mongo_port}"
+    kafka = kafka_spec(own)
+    assert kafka.command[kafka.command.index("--listener-url") + 1] == f"tcp://0.0.0.0:{own.kafka_port}"
+    assert kafka.command[kafka.command.index("--advertised-listener-url") + 1] == f"tcp://fma.example:{own.kafka_port}"
+    streamlit = streamlit_spec(own)
+    assert streamlit.command[streamlit.command.index("--server.address") + 1] == "0.0.0.0"
+    assert streamlit.url == f"http://fma.example:{own.streamlit_port}"
+    api_server = airflow_specs(own)[0]
+    assert api_server.command[api_server.command.index("--host") + 1] == "0.0.0.0"
+    env = airflow_env(own)
+    assert env["AIRFLOW__API__HOST"] == "0.0.0.0"
+    assert env["AIRFLOW__API__BASE_URL"] == f"http://fma.example:{own.airflow_port}"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith(f"http://fma.example:{own.airflow_port}/")
+
+
+def test_spark_never_gets_a_wildcard_address(settings):
+    assert spark_env(settings)["SPARK_LOCAL_IP"] == "127.0.0.1"
+    everywhere = settings.model_copy(update={"bind_host": "0.0.0.0", "host": "fma.example"})
+    assert spark_env(everywhere)["SPARK_LOCAL_IP"] == "fma.example"
+
+
+def test_the_broker_advertises_host_not_its_listener(settings, tmp_path):
+    """Clients are sent to ``host`` (here ``localhost``) while Tansu listens on 127.0.0.1."""
+    own = settings.model_copy(update={"state_dir": tmp_path, "kafka_port": free_port(), "host": "localhost"})
+    spec = kafka_spec(own)
+    process.start(spec)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=own.kafka_bootstrap)
+        try:
+            brokers = admin.describe_cluster()["brokers"]
+        finally:
+            admin.close()
+    finally:
+        process.stop(spec)
+    assert [(broker["host"], broker["port"]) for broker in brokers] == [("localhost", own.kafka_port)]
