@@ -27,12 +27,12 @@ down:
 status: setup
 	@$(PY) -m infra.stack status
 
-# The tests also need Debian's Chromium for the browser test (FMA_BROWSER_TESTS=0 skips both).
+# The tests also need Debian's Chromium for the browser test (BROWSER_TESTS=0 skips both).
 test: test-setup compose-check
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-setup:
-	@FMA_BROWSER_TESTS=$${FMA_BROWSER_TESTS:-1} bash infra/bootstrap.sh
+	@BROWSER_TESTS=$${BROWSER_TESTS:-1} bash infra/bootstrap.sh
 
 compose-check: setup
 	@$(COMPOSE) -f docker-compose.yaml --env-file infra/compose.env.example config -q

@@ -11,7 +11,7 @@ STAMP=".venv/.installed"
 
 need_apt=()
 command -v java >/dev/null 2>&1 || [ -n "${JAVA_HOME:-}" ] || need_apt+=(openjdk-17-jre-headless)
-if [ "${FMA_BROWSER_TESTS:-0}" = "1" ] && ! command -v chromium >/dev/null 2>&1; then
+if [ "${BROWSER_TESTS:-0}" = "1" ] && ! command -v chromium >/dev/null 2>&1; then
   need_apt+=(chromium)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -4,7 +4,7 @@ by Playwright.
 
 The stack gets its own state folder, database and topic, so nothing here touches the
 other tests' data. Chromium comes from Debian packages (``make test`` installs it); the
-suite fails, not skips, when it is missing, unless ``FMA_BROWSER_TESTS=0`` says the run
+suite fails, not skips, when it is missing, unless ``BROWSER_TESTS=0`` says the run
 has no browser on purpose.
 """
 
@@ -134,8 +134,8 @@ def browser():
         with chromium() as launched:
             yield launched
     except BrowserMissingError as exc:
-        if os.environ.get("FMA_BROWSER_TESTS") == "0":
-            pytest.skip(f"FMA_BROWSER_TESTS=0: {exc}")
+        if os.environ.get("BROWSER_TESTS") == "0":
+            pytest.skip(f"BROWSER_TESTS=0: {exc}")
         pytest.fail(f"{exc}: `make test` installs it")
 
 
