@@ -5,7 +5,8 @@
 
 Simulated listeners (``simulator.simulate``, clearly synthetic) on a synthetic catalogue
 with embeddings clustered per genre; the same functions as the training job
-(``spark_jobs.recommend.training``, no MongoDB). Prints one JSON line with the numbers; the goal is ALS >= 2x most-popular.
+(``spark_jobs.recommend.training``, no MongoDB). Prints one JSON line with the numbers;
+the goal is ALS >= 2x most-popular.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ Callers run a whole simulation with ``run_simulation(settings, SimulationOptions
 memory with ``simulate``.
 """
 
-from simulator.behaviour import affinity
 from simulator.catalogue import load_catalogue, prepare_catalogue, synthetic_catalogue
 from simulator.errors import (
     CatalogueError,
@@ -43,7 +42,6 @@ __all__ = [
     "SimulationResult",
     "SimulatorError",
     "Sink",
-    "affinity",
     "load_catalogue",
     "make_listeners",
     "parse_start",

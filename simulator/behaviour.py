@@ -95,20 +95,15 @@ class PlayPlan:
         return int(event_counts(self.pause_position_s, self.progress_position_s, self.reaction).sum())
 
 
-def affinity(listener: Listener, catalogue: CatalogueArrays) -> np.ndarray:
-    """The listener's affinity (0..1) for every track of ``catalogue``, in catalogue order.
-
-    A track of a genre with share ``p`` among ``G`` genres gets ``log(G * p)`` (0 for a
-    neutral share and for tracks without a top-level genre); audio similarity is the
-    cosine of the track's embedding with the listener's taste (0 without embeddings).
-    """
-    similarity = audio_similarities([listener], catalogue)[0]
-    return affinity_at(listener, catalogue, similarity, np.arange(catalogue.size))
-
-
 def affinity_at(listener: Listener, catalogue: CatalogueArrays, similarity: np.ndarray,
                 index: np.ndarray) -> np.ndarray:
-    """``affinity`` of the tracks at ``index`` only, given the listener's ``similarity`` row."""
+    """The listener's affinity (0..1) for the tracks at ``index`` of ``catalogue``.
+
+    ``similarity`` is the listener's row of ``audio_similarities``. A track of a genre with
+    share ``p`` among ``G`` genres gets ``log(G * p)`` (0 for a neutral share and for
+    tracks without a top-level genre); audio similarity is the cosine of the track's
+    embedding with the listener's taste (0 without embeddings).
+    """
     shares = listener.preference_vector(catalogue.genre_ids)
     lift = np.clip(np.log(np.maximum(shares * len(shares), 1e-12)), -GENRE_LIFT_CLIP, GENRE_LIFT_CLIP)
     codes = catalogue.genre_codes[index]

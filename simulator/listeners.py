@@ -59,10 +59,6 @@ class Listener:
             return np.full(len(genre_ids), 1.0 / max(len(genre_ids), 1))
         return vector / total
 
-    def favourite_genre_id(self) -> int:
-        """The genre with the largest preference."""
-        return self.genre_ids[int(np.argmax(self.genre_preferences))]
-
     def to_document(self) -> dict:
         """The listener as a MongoDB/JSON document, labelled as simulated."""
         return {

@@ -1,4 +1,4 @@
-"""Where simulated events and listeners go: MongoDB, a JSON Lines file, or Kafka.
+"""Where simulated events go (MongoDB, a JSON Lines file or Kafka), and the listeners' tastes (MongoDB).
 
 Every sink is idempotent on natural keys where the target allows it: events are upserted
 by ``event_id`` (their ``_id``), listeners by ``user_id`` (their ``_id``) through
@@ -8,7 +8,6 @@ by ``event_id`` (their ``_id``), listeners by ``user_id`` (their ``_id``) throug
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable
@@ -51,16 +50,13 @@ def write_events_to_mongo(db: Database, events: Iterable[ListeningEvent], *,
                      batch_size=batch_size)
 
 
-def write_listeners(target: Database | str | os.PathLike, listeners: Iterable[Listener]) -> int:
-    """Save the listeners' latent tastes (ground truth for evaluations): upserted into
-    ``simulated_listeners`` or written to a JSONL file.
+def write_listeners(db: Database, listeners: Iterable[Listener]) -> int:
+    """Upsert the listeners' latent tastes (ground truth for evaluations) into ``simulated_listeners``.
 
     Every document says ``"simulated": true``. Returns how many listeners were written.
     """
     documents = (listener.to_document() for listener in listeners)
-    if isinstance(target, Database):
-        return upsert_by(target[Collection.SIMULATED_LISTENERS], documents, batch_size=MONGO_BATCH_SIZE).written
-    return _write_lines(Path(target), (json.dumps(document).encode("utf-8") for document in documents))
+    return upsert_by(db[Collection.SIMULATED_LISTENERS], documents, batch_size=MONGO_BATCH_SIZE).written
 
 
 def write_events_jsonl(path: str | os.PathLike, events: Iterable[ListeningEvent]) -> int:

@@ -78,7 +78,8 @@ def recommendable_tracks(tracks: pd.DataFrame, embeddings: TrackEmbeddings | Non
 def load_recommendable_tracks(db: Database, *, played_track_ids: Iterable[int] = ()) -> RecommendableTracks:
     """``tracks`` plus played tracks missing from it, with the usable ``track_features`` embeddings."""
     fields = {"_id": 0, TRACK_ID: 1, TOP_GENRE_ID: 1, TOP_GENRE_TITLE: 1}
-    tracks = pd.DataFrame(list(db[Collection.TRACKS].find({}, fields)), columns=[TRACK_ID, TOP_GENRE_ID, TOP_GENRE_TITLE])
+    tracks = pd.DataFrame(list(db[Collection.TRACKS].find({}, fields)),
+                          columns=[TRACK_ID, TOP_GENRE_ID, TOP_GENRE_TITLE])
     extra = pd.DataFrame({TRACK_ID: sorted(set(map(int, played_track_ids)) - set(tracks[TRACK_ID].astype(int)))})
     return recommendable_tracks(pd.concat([tracks, extra], ignore_index=True), load_track_embeddings(db))
 
