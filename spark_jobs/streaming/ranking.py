@@ -65,7 +65,8 @@ def rank_tracks(
     ``(track_id, title, liked)``, newest first, and ``index_of`` maps a track id to its row.
     Excluded tracks and tracks no part can score are never recommended.
     """
-    content = embeddings @ taste if taste is not None else None
+    # In the embeddings' own dtype: a float64 taste would make numpy copy the whole matrix.
+    content = embeddings @ np.asarray(taste, dtype=embeddings.dtype) if taste is not None else None
     if content is None and als_scores is None:
         if popularity is None:
             return []
