@@ -60,7 +60,8 @@ def test_empty_collections_say_what_to_run(app_db, analyst, name):
         assert "No " in texts(at) and "yet" in texts(at)
 
 
-def test_pipeline_page_from_seeded_runs(app_db, analyst, settings):
+def test_pipeline_page_from_seeded_runs(app_db, analyst, settings, app_env):
+    app_env(mongo_db=app_db.name, bind_host="0.0.0.0")  # services listen everywhere; links use the advertised host
     started = datetime(2026, 1, 5, tzinfo=timezone.utc)
     app_db[Collection.ETL_RUNS].insert_one({
         "run_id": "manual__2026-01-05", "dataset": "sample", "status": "success", "started_at": started,
@@ -85,6 +86,7 @@ def test_pipeline_page_from_seeded_runs(app_db, analyst, settings):
     assert "9/10 expectations" in texts(at)
     link = at.get("link_button")[0]
     assert link.proto.url == f"http://{settings.host}:{settings.airflow_port}/dags/fma_etl/runs/manual__2026-01-05"
+    assert "0.0.0.0" not in link.proto.url
     assert len(at.get("vega_lite_chart")) == 2  # stage timings + quarantine reasons
 
 
