@@ -616,7 +616,7 @@ def choose_kafka_source(spark: SparkSession, source: str = "auto") -> str:
 
 
 def _chosen_source(spark: SparkSession, settings: Settings, source: str | None) -> str:
-    return choose_kafka_source(spark, source or getattr(settings, "spark_kafka_source", "auto"))
+    return choose_kafka_source(spark, source or settings.spark_kafka_source)
 
 
 def read_kafka_stream(
@@ -632,7 +632,7 @@ def read_kafka_stream(
 
     ``source`` is ``auto`` (default: native when the connector is on the classpath),
     ``native`` or ``python``; when None it comes from the setting ``spark_kafka_source``
-    (``FMA_SPARK_KAFKA_SOURCE``) if the settings define it, else ``auto``.
+    (``FMA_SPARK_KAFKA_SOURCE``, default ``auto``).
     """
     starting_offsets = check_starting_offsets(starting_offsets)
     max_offsets_per_trigger = check_max_offsets(max_offsets_per_trigger)

@@ -10,6 +10,7 @@ import dataclasses
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
@@ -24,6 +25,7 @@ from spark_jobs.streaming.kafka_source import (
     cap_offsets,
     choose_kafka_source,
     close_read_consumers,
+    driver_batch_reader,
     native_kafka_available,
     plan_read_tasks,
     read_kafka_stream,
@@ -183,6 +185,12 @@ def test_auto_picks_the_python_source_without_the_connector(spark, kafka_broker)
     assert choose_kafka_source(spark, "auto") == "python"
     with pytest.raises(KafkaSourceError, match="not on the classpath"):
         read_kafka_stream(spark, kafka_broker, topic="any", source="native")
+    # Without a ``source`` argument the setting (FMA_SPARK_KAFKA_SOURCE) decides.
+    native = kafka_broker.model_copy(update={"spark_kafka_source": "native"})
+    with pytest.raises(KafkaSourceError, match="not on the classpath"):
+        read_kafka_stream(spark, native, topic="any")
+    python = kafka_broker.model_copy(update={"spark_kafka_source": "python"})
+    assert isinstance(driver_batch_reader(spark, python, topic="any", checkpoint=Path("unused")), DriverBatchReader)
 
 
 @pytest.mark.slow
