@@ -1,5 +1,5 @@
 """Names and document shapes every layer agrees on: MongoDB collections, Kafka topics,
-model folders.
+model families and their pointers.
 
 Document shapes (the fields each writer guarantees; readers may rely on them):
 
@@ -17,12 +17,8 @@ Document shapes (the fields each writer guarantees; readers may rely on them):
   triggered_by (event_id), event_time, updated_at, model_version.
 ``listening_events`` (by ``_id`` = event_id): see ``fma_platform.events.to_document``.
 ``dead_letters``: reason_kind, reason, raw (str), topic, partition, offset, received_at.
-``model_runs`` (by ``run_id``): run_id, model ("als" | "lsh" | baseline names), kind
-  ("trial" | "final" | "baseline"), params, metrics {...}, data_snapshot, model_version,
-  champion (bool), promotion {promoted, reason}, created_at.
-``stream_metrics`` (by ``query_id``, ``batch_id``): batch_time, input_rows, valid_events,
-  dead_letters, users_updated, processing_seconds, latency_seconds {p50, p95, max},
-  offsets {partition: next_offset}, lag {partition: records}.
+``model_runs`` (by ``run_id``): see ``fma_platform.model_runs`` (the contract and its writer).
+``stream_metrics``: heartbeat and per-batch documents, see ``fma_platform.stream_status``.
 ``trending`` (by ``window_start``, ``kind``, ``key``): window_start, window_end, kind
   ("track" | "genre"), key, plays, completes, skips, likes.
 ``users`` (by ``username``): username, user_id, role ("listener" | "analyst"),

@@ -35,11 +35,9 @@ CHROMIUM_FLAGS = [
 POPULAR_CAPTION = "Source: popular picks in your genres"
 LIVE_CAPTION = "Source: live, from what you just played"
 # The reason texts a recommendation can carry (``fma_platform.listening``), placeholders as ".+".
-REASON_TEMPLATES = (
-    listening.REASON_PLAYED, listening.REASON_LIKED, listening.REASON_LIKES_GENRE, listening.REASON_SOUNDS_LIKE,
-    listening.REASON_LISTENERS_LIKE_YOU, listening.REASON_POPULAR_IN_GENRE, listening.REASON_POPULAR,
+REASONS = re.compile(
+    "^(" + "|".join(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)) for t in listening.REASON_TEMPLATES) + ")$"
 )
-REASONS = re.compile("^(" + "|".join(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)) for t in REASON_TEMPLATES) + ")$")
 LISTENER_PAGES = ["Player", "Your library", "Account"]
 ANALYST_PAGES = ["Pipeline", "Models", "Live listening", "Catalogue", "Platform"]
 DEFAULT_OUT = PROJECT_ROOT / "test-artifacts" / "tour"
