@@ -1,7 +1,7 @@
 """Loaders and writers for FMA's metadata files: ``tracks.csv``, ``genres.csv``, ``features.csv``.
 
 The loaders read the real ``fma_metadata`` files and the synthetic sample (``fma_sample``)
-alike; :func:`catalog_records` flattens loaded tracks into the platform's catalogue records. ``tracks.csv``
+alike; :func:`catalogue_records` flattens loaded tracks into the platform's catalogue records. ``tracks.csv``
 is read record by record so that every malformed row is reported with its file line number
 and a reason (a :class:`RowProblem`) instead of being dropped silently or failing the load.
 A file that cannot be read as FMA metadata at all (missing, wrong header) raises
@@ -73,8 +73,8 @@ SPLIT_DTYPE = pd.CategoricalDtype(list(SPLITS))
 _CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _TRACK_ID = re.compile(r"[0-9]+")
 
-# Keys of one catalogue record (see :func:`catalog_records`).
-CATALOG_FIELDS: tuple[str, ...] = (
+# Keys of one catalogue record (see :func:`catalogue_records`).
+CATALOGUE_FIELDS: tuple[str, ...] = (
     "track_id", "title", "artist_name", "album_title", "genre_ids", "top_genre_id",
     "top_genre_title", "duration", "license", "listens", "favorites", "interest",
     "subset", "split",
@@ -616,8 +616,8 @@ def _numeric_features(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
 # Catalogue records -----------------------------------------------------------------------
 
 
-def catalog_records(tracks: pd.DataFrame, genres: Genres) -> list[dict[str, object]]:
-    """Flatten tracks into plain catalogue records (keys :data:`CATALOG_FIELDS`).
+def catalogue_records(tracks: pd.DataFrame, genres: Genres) -> list[dict[str, object]]:
+    """Flatten tracks into plain catalogue records (keys :data:`CATALOGUE_FIELDS`).
 
     Values are plain Python (int, float, str, list, None: no NaN, no numpy scalars), ready
     to upsert by ``track_id``. The top-level genre is the single root of the track's
@@ -643,7 +643,7 @@ def catalog_records(tracks: pd.DataFrame, genres: Genres) -> list[dict[str, obje
         top_id = _single_root(genres, record["genre_ids"], track_id=int(track_id))
         record["top_genre_id"] = top_id
         record["top_genre_title"] = genres.title(top_id) if top_id is not None else None
-        records.append({key: record[key] for key in CATALOG_FIELDS})
+        records.append({key: record[key] for key in CATALOGUE_FIELDS})
     return records
 
 

@@ -1,4 +1,4 @@
-"""FMA ETL: acquire -> catalog -> extract (mapped chunks) -> validate (GX) -> transform
+"""FMA ETL: acquire -> catalogue -> extract (mapped chunks) -> validate (GX) -> transform
 (Spark) -> load (MongoDB) -> publish the ``fma_track_features`` asset.
 
 Every step is a function of ``pipeline.etl``; this file only wires them. Re-running the
@@ -59,11 +59,11 @@ def fma_etl():
         return etl.acquire(dict(params), settings=platform_settings(), run_id=run_id, started_at=started)
 
     @task
-    def catalog(acquired: dict) -> dict:
+    def catalogue(acquired: dict) -> dict:
         from pipeline import etl
 
         run_id, started = _run()
-        return etl.catalog(acquired["dataset"], settings=platform_settings(), run_id=run_id, recorded_at=started)
+        return etl.catalogue(acquired["dataset"], settings=platform_settings(), run_id=run_id, recorded_at=started)
 
     @task
     def plan_chunks(acquired: dict, catalogued: dict, params: dict | None = None) -> dict:
@@ -122,7 +122,7 @@ def fma_etl():
         return etl.load(plan, transform_args, settings=platform_settings(), run_id=run_id, loaded_at=started)
 
     acquired = acquire()
-    catalogued = catalog(acquired)
+    catalogued = catalogue(acquired)
     plan = plan_chunks(acquired, catalogued)
     extracted = extract_chunk.expand(chunk=chunks_of(plan))
     validated = validate(plan, catalogued, extracted)

@@ -51,7 +51,7 @@ def run_overview(runs: list[dict]) -> pd.DataFrame:
 
 
 # The ``fma_etl`` DAG's tasks that record a stage time, in pipeline order (task ids).
-ETL_STAGES = ["acquire", "catalog", "extract", "validate", "transform", "load"]
+ETL_STAGES = ["acquire", "catalogue", "extract", "validate", "transform", "load"]
 
 
 def stage_timings(runs: list[dict]) -> pd.DataFrame:

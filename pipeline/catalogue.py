@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pymongo.database import Database
 
 from audio_features.fma_schema import audio_path
-from audio_features.metadata import RowProblem, catalog_records, load_genres, load_tracks
+from audio_features.metadata import RowProblem, catalogue_records, load_genres, load_tracks
 from fma_platform.catalogue import SEARCH_TERMS, ensure_catalogue_indexes, track_search_terms
 from fma_platform.contracts import Collection
 from fma_platform.mongo import UpsertReport, upsert_by
@@ -38,7 +38,7 @@ def read_catalogue(dataset: Dataset) -> CatalogueTable:
     table = load_tracks(dataset.tracks_csv, subset=dataset.subset)
     genres = load_genres(dataset.genres_csv)
     documents = []
-    for record in catalog_records(table.tracks, genres):
+    for record in catalogue_records(table.tracks, genres):
         record["audio_path"] = str(audio_path(dataset.audio_dir, record["track_id"]))
         record["dataset"] = dataset.name
         record["synthetic"] = dataset.synthetic

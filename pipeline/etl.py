@@ -80,8 +80,8 @@ def acquire(params: dict, *, settings: Settings, run_id: str, started_at: dateti
 
 
 # 2. catalogue ----------------------------------------------------------------------------
-# The DAG's task (and so the stage in ``stage_seconds`` and ``counts``) is named "catalog".
-def catalog(dataset_params: dict, *, settings: Settings, run_id: str, recorded_at: datetime) -> dict:
+# The DAG's task (and so the stage in ``stage_seconds`` and ``counts``) is named "catalogue".
+def catalogue(dataset_params: dict, *, settings: Settings, run_id: str, recorded_at: datetime) -> dict:
     """Upsert track metadata into ``tracks``; quarantine unreadable metadata rows."""
     began = time.monotonic()
     dataset = Dataset.from_params(dataset_params)
@@ -95,8 +95,8 @@ def catalog(dataset_params: dict, *, settings: Settings, run_id: str, recorded_a
     upsert_by(db[Collection.QUARANTINE],
               quarantine_documents(bad_rows, dataset=dataset.name, run_id=run_id, recorded_at=recorded_at),
               keys=QUARANTINE_KEYS)
-    update_etl_run(db, run_id, {"counts.catalog": len(table.documents), "counts.metadata_problems": len(bad_rows)})
-    _timed(db, run_id, "catalog", began)
+    update_etl_run(db, run_id, {"counts.catalogue": len(table.documents), "counts.metadata_problems": len(bad_rows)})
+    _timed(db, run_id, "catalogue", began)
     return {"track_ids": table.track_ids, "upserts": asdict(upserted), "metadata_problems": len(bad_rows)}
 
 

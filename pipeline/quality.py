@@ -10,7 +10,7 @@ Three GX 1.x suites, each run by a Checkpoint that also updates the HTML Data Do
   column, see :func:`feature_values`): every one of the 518 columns is float, finite and
   within its physical range. Long form keeps this to a few expectations instead of
   ~1,500 per-column ones (10 s per run), while failures still name column and track.
-- ``tracks_catalogue`` on the catalogue records (:func:`audio_features.metadata.catalog_records`).
+- ``tracks_catalogue`` on the catalogue records (:func:`audio_features.metadata.catalogue_records`).
 
 The two feature suites make one gate and one :class:`QualityReport` named
 ``track_features``.
@@ -45,7 +45,7 @@ from audio_features.fma_schema import (
     feature_columns,
     flat_feature_name,
 )
-from audio_features.metadata import CATALOG_FIELDS
+from audio_features.metadata import CATALOGUE_FIELDS
 from fma_platform.contracts import Collection
 from pipeline.errors import PipelineError
 
@@ -339,11 +339,11 @@ def _catalogue_expectations() -> list:
 
     expectations = [
         gxe.ExpectTableColumnsToMatchSet(
-            column_set=list(CATALOG_FIELDS), exact_match=False,
+            column_set=list(CATALOGUE_FIELDS), exact_match=False,
             description="the catalogue record fields are present"),
         *_identity_expectations(gxe),
         gxe.ExpectColumnValuesToNotBeNull(column="title", meta={"failure": "missing"}),
-        # catalog_records leaves the top genre None when a track spans several roots;
+        # catalogue_records leaves the top genre None when a track spans several roots;
         # in-set expectations ignore nulls.
         gxe.ExpectColumnValuesToBeInSet(
             column="top_genre_id", value_set=sorted(TOP_LEVEL_GENRES),

@@ -12,12 +12,12 @@ import pytest
 
 from audio_features.fma_schema import FEATURES_HEADER_NAMES, TRACKS_COLUMNS, feature_columns
 from audio_features.metadata import (
-    CATALOG_FIELDS,
+    CATALOGUE_FIELDS,
     GenreHierarchyError,
     MetadataFileError,
     RowProblem,
     UnknownGenreError,
-    catalog_records,
+    catalogue_records,
     load_features,
     load_genres,
     load_tracks,
@@ -377,8 +377,8 @@ def test_load_features_rejects_wrong_columns_and_values(tmp_path):
 # Catalogue records -----------------------------------------------------------------------
 
 
-def test_catalog_records_are_plain_values(tracks_csv, genres_csv):
-    records = catalog_records(load_tracks(tracks_csv).tracks, load_genres(genres_csv))
+def test_catalogue_records_are_plain_values(tracks_csv, genres_csv):
+    records = catalogue_records(load_tracks(tracks_csv).tracks, load_genres(genres_csv))
 
     assert [r["track_id"] for r in records] == [2, 3, 5, 10, 20, 140]
     assert records[0] == {
@@ -389,7 +389,7 @@ def test_catalog_records_are_plain_values(tracks_csv, genres_csv):
         "listens": 1293, "favorites": 2, "interest": 4656, "subset": "small",
         "split": "training",
     }
-    assert tuple(records[0]) == CATALOG_FIELDS
+    assert tuple(records[0]) == CATALOGUE_FIELDS
     assert type(records[0]["listens"]) is int
     assert records[3]["album_title"] is None  # missing, not NaN
     # Genres under two roots (Pop, Rock): no single top-level genre, as FMA's genre_top.
@@ -397,8 +397,8 @@ def test_catalog_records_are_plain_values(tracks_csv, genres_csv):
     assert records[5]["top_genre_title"] == "Folk"
 
 
-def test_catalog_records_name_the_track_with_an_unknown_genre(tracks_csv, genres_csv):
+def test_catalogue_records_name_the_track_with_an_unknown_genre(tracks_csv, genres_csv):
     tracks = load_tracks(tracks_csv).tracks
     tracks.at[10, ("track", "genres")] = [4242]
     with pytest.raises(UnknownGenreError, match="track 10: unknown genre id 4242"):
-        catalog_records(tracks, load_genres(genres_csv))
+        catalogue_records(tracks, load_genres(genres_csv))

@@ -57,7 +57,7 @@ def test_every_task_succeeds(first_run):
 EXPECTED_REASON = {"missing": "missing_file", "short": "truncated", "truncated": "truncated", "no_audio": "not_audio"}
 
 
-def test_catalog_features_and_quarantine_are_in_mongo(first_run, settings):
+def test_catalogue_features_and_quarantine_are_in_mongo(first_run, settings):
     _, db, found = first_run
     manifest = json.loads((settings.sample_dir / "manifest.json").read_text())
     planted = {item["track_id"]: EXPECTED_REASON[item["kind"]] for item in manifest["planted"]}
@@ -78,7 +78,7 @@ def test_run_summary_and_quality_results_are_stored(first_run):
     run = db[Collection.ETL_RUNS].find_one({})
     assert run["status"] == "success"
     assert run["counts"]["loaded"] == found[Collection.TRACK_FEATURES]
-    assert set(run["stage_seconds"]) == {"acquire", "catalog", "extract", "validate", "transform", "load"}
+    assert set(run["stage_seconds"]) == {"acquire", "catalogue", "extract", "validate", "transform", "load"}
     assert run["stage_seconds"]["extract"] > 0 and run["stage_seconds"]["transform"] > 5  # spark-submit at least
     suites = {d["suite"]: d["success"] for d in db[Collection.DATA_QUALITY].find()}
     assert suites and all(suites.values()), suites

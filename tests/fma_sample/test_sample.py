@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from audio_features.fma_schema import SPLITS, TOP_LEVEL_GENRES, TRACKS_COLUMNS, TRACKS_LIST_COLUMNS, audio_path
-from audio_features.metadata import catalog_records, load_genres, load_tracks, write_tracks_csv
+from audio_features.metadata import catalogue_records, load_genres, load_tracks, write_tracks_csv
 from fma_platform.errors import PlatformError
 from fma_sample.errors import SampleError
 from fma_sample.sample import PLANTED_KINDS, clip_bytes, generate_sample, plan_sample, reusable_files
@@ -124,7 +124,7 @@ def test_the_data_layer_loads_the_sample_like_real_fma(sample):
     assert loaded.problems == [] and len(loaded.tracks) == N_TRACKS
     genres = load_genres(sample.genres_csv)
     assert genres.top_levels() == TOP_LEVEL_GENRES
-    records = catalog_records(loaded.tracks, genres)
+    records = catalogue_records(loaded.tracks, genres)
     assert [r["top_genre_title"] for r in records] == loaded.tracks[("track", "genre_top")].astype(str).tolist()
 
 

@@ -60,7 +60,7 @@ def realistic_features(n_tracks: int = N_TRACKS, *, seed: int = 3) -> pd.DataFra
 
 
 def catalogue_frame(features: pd.DataFrame) -> pd.DataFrame:
-    """Catalogue records (as ``catalog_records`` gives them) of the same tracks."""
+    """Catalogue records (as ``catalogue_records`` gives them) of the same tracks."""
     top = list(TOP_LEVEL_GENRES.items())
     records = []
     for i, track_id in enumerate(features["track_id"]):
