@@ -53,9 +53,10 @@ def streaming_health(
     """The job's state from its heartbeat; raise when it is dead or lagging.
 
     Returns ``{status: "ok", query_id, run_id, age_s, lag, total_lag, last_batch_id,
-    updated_at, started_at}`` (``started_at``: epoch seconds the job started). Raises ``StreamingDeadError`` when there is no heartbeat, it is older
-    than ``max_staleness_s``, or it says the query is not active (with its error), and
-    ``StreamingLagError`` when the total lag exceeds ``max_lag`` records.
+    updated_at, started_at}`` (``started_at``: epoch seconds the job started). Raises
+    ``StreamingDeadError`` when there is no heartbeat, it is older than ``max_staleness_s``,
+    or it says the query is not active (with its error), and ``StreamingLagError`` when
+    the total lag exceeds ``max_lag`` records.
     """
     document = db[Collection.STREAM_METRICS].find_one({"_id": heartbeat_id(query_name)})
     if document is None:

@@ -24,7 +24,8 @@ def progress_lag(progress) -> tuple[dict[str, int], dict[str, int]]:
     source = progress.sources[0]
     end = _offsets(source.endOffset)
     latest = _offsets(source.latestOffset) or end
-    lag = {partition: max(int(latest.get(partition, position)) - int(position), 0) for partition, position in end.items()}
+    lag = {partition: max(int(latest.get(partition, position)) - int(position), 0)
+           for partition, position in end.items()}
     return end, lag
 
 

@@ -62,7 +62,8 @@ def write_events(db: Database, valid: Sequence[ValidEvent], *, batch_key: str) -
     collection = db[Collection.LISTENING_EVENTS]
     new_ids, duplicates = insert_once(collection, documents)
     if duplicates:
-        new_ids |= {d["_id"] for d in collection.find({"_id": {"$in": duplicates}, "ingest_batch": batch_key}, {"_id": 1})}
+        mine = collection.find({"_id": {"$in": duplicates}, "ingest_batch": batch_key}, {"_id": 1})
+        new_ids |= {document["_id"] for document in mine}
     first = {}
     for item in valid:
         if item.event.event_id in new_ids:
