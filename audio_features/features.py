@@ -53,7 +53,7 @@ from audio_features.fma_schema import (
     FMA_IMPLICIT_SR,
     FMA_N_FFT,
     feature_columns,
-    flat_feature_name,
+    FLAT_FEATURE_NAMES,
 )
 from fma_platform.errors import ReasonedError
 
@@ -100,7 +100,6 @@ class TrackFeatures:
         return record
 
 
-FLAT_FEATURE_NAMES: tuple[str, ...] = tuple(flat_feature_name(c) for c in feature_columns())
 
 
 def extract_features(

@@ -116,6 +116,10 @@ def flat_feature_name(column: tuple[str, str, str]) -> str:
     return "_".join(column)
 
 
+# The 518 feature columns as flat names, in features.csv's order: the one list every layer uses.
+FLAT_FEATURE_NAMES: tuple[str, ...] = tuple(flat_feature_name(c) for c in feature_columns())
+
+
 def audio_path(audio_dir: Path | str, track_id: int) -> Path:
     """Where FMA keeps a track's clip: ``AUDIO_DIR/000/000002.mp3``."""
     tid = f"{int(track_id):06d}"

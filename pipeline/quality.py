@@ -43,7 +43,7 @@ from audio_features.fma_schema import (
     FMA_IMPLICIT_SR,
     TOP_LEVEL_GENRES,
     feature_columns,
-    flat_feature_name,
+    FLAT_FEATURE_NAMES,
 )
 from audio_features.metadata import CATALOGUE_FIELDS
 from fma_platform.contracts import Collection
@@ -56,7 +56,6 @@ DATASOURCE_NAME = "fma_dataframes"
 BATCH_NAME = "whole_dataframe"
 
 FEATURE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(feature_columns())
-FEATURE_NAMES: tuple[str, ...] = tuple(flat_feature_name(c) for c in FEATURE_COLUMNS)
 FLOAT_DTYPES: tuple[str, ...] = ("float32", "float64")
 INTEGER_DTYPES: tuple[str, ...] = ("int32", "int64", "Int32", "Int64")
 
@@ -246,8 +245,8 @@ def feature_values(features: pd.DataFrame) -> pd.DataFrame:
     (of the column in ``features``) and ``value`` (float; non-numbers become NaN, and
     their column is reported by the dtype expectation). Absent columns give no rows.
     """
-    present = [i for i, name in enumerate(FEATURE_NAMES) if name in features.columns]
-    names = [FEATURE_NAMES[i] for i in present]
+    present = [i for i, name in enumerate(FLAT_FEATURE_NAMES) if name in features.columns]
+    names = [FLAT_FEATURE_NAMES[i] for i in present]
     n_tracks, n_columns = len(features), len(names)
     if "track_id" in features.columns:
         track_ids = features["track_id"].to_numpy()
@@ -283,7 +282,7 @@ def _features_expectations() -> list:
     }
     expectations = [
         gxe.ExpectTableColumnsToMatchSet(
-            column_set=["track_id", *FEATURE_NAMES, *EXTRA_FEATURE_COLUMNS], exact_match=False,
+            column_set=["track_id", *FLAT_FEATURE_NAMES, *EXTRA_FEATURE_COLUMNS], exact_match=False,
             description="track_id, the 518 FMA feature columns and the extras are present"),
         gxe.ExpectTableRowCountToEqual(
             value={"$PARAMETER": "expected_row_count"},

@@ -22,7 +22,8 @@ from spark_jobs.features.errors import (
     REASON_TOO_FEW_ROWS,
     TransformInputError,
 )
-from spark_jobs.features.validation import FEATURE_NAMES, check_feature_schema, name_some
+from audio_features.fma_schema import FLAT_FEATURE_NAMES
+from spark_jobs.features.validation import check_feature_schema, name_some
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def non_empty_feature_files(files: Sequence[str]) -> list[str]:
         metadata = pq.read_metadata(name)
         if metadata.num_rows == 0:
             continue
-        missing = sorted(set((TRACK_ID, *FEATURE_NAMES)) - set(metadata.schema.names))
+        missing = sorted(set((TRACK_ID, *FLAT_FEATURE_NAMES)) - set(metadata.schema.names))
         if missing:
             raise TransformInputError(REASON_MISSING_COLUMNS, f"{name} lacks {name_some(missing)}")
         kept.append(name)
@@ -77,5 +78,5 @@ def select_track_features(raw: DataFrame) -> DataFrame:
     check_feature_schema(raw)
     return raw.select(
         F.col(TRACK_ID).cast("long").alias(TRACK_ID),
-        *(F.col(name).cast("double").alias(name) for name in FEATURE_NAMES),
+        *(F.col(name).cast("double").alias(name) for name in FLAT_FEATURE_NAMES),
     )

@@ -1,6 +1,6 @@
 """The transform itself: fit the assemble -> standardise -> PCA(k) -> L2 Spark ML pipeline and embed tracks with it.
 
-1. ``VectorAssembler`` over the 518 flat feature columns, in ``FEATURE_NAMES`` order.
+1. ``VectorAssembler`` over the 518 flat feature columns, in ``FLAT_FEATURE_NAMES`` order.
 2. ``StandardScaler(withMean=True, withStd=True)``: the features live on wildly different
    scales (kurtosis vs. chroma means), and PCA on raw values would only see the largest.
    Centering matters too: Spark's ``PCAModel.transform`` projects without centering.
@@ -29,7 +29,8 @@ from pyspark.sql import DataFrame
 from fma_platform.embeddings import EMBEDDING, TRACK_ID
 from spark_jobs.features.errors import REASON_BAD_K, REASON_BAD_MODEL, REASON_TOO_FEW_ROWS, TransformInputError
 from spark_jobs.features.reading import select_track_features
-from spark_jobs.features.validation import FEATURE_NAMES, FeatureProfile, validate_track_features
+from audio_features.fma_schema import FLAT_FEATURE_NAMES
+from spark_jobs.features.validation import FeatureProfile, validate_track_features
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def capped_k(k: int, *, n_features: int, n_rows: int) -> int:
 def build_transform_pipeline(k: int, *, normalize: bool = True) -> Pipeline:
     """The unfitted pipeline: assemble 518 features, standardise, PCA(k), [L2-normalise]."""
     stages = [
-        VectorAssembler(inputCols=list(FEATURE_NAMES), outputCol=_ASSEMBLED, handleInvalid="error"),
+        VectorAssembler(inputCols=list(FLAT_FEATURE_NAMES), outputCol=_ASSEMBLED, handleInvalid="error"),
         StandardScaler(inputCol=_ASSEMBLED, outputCol=_SCALED, withMean=True, withStd=True),
         PCA(k=k, inputCol=_SCALED, outputCol=_PROJECTED),
     ]
@@ -76,7 +77,7 @@ def fit_transform_model(
     skip a second pass over the data (the job needs the profile for the version).
     """
     profile = profile or validate_track_features(features_df)
-    k = capped_k(k, n_features=len(FEATURE_NAMES), n_rows=profile.rows)
+    k = capped_k(k, n_features=len(FLAT_FEATURE_NAMES), n_rows=profile.rows)
     return build_transform_pipeline(k, normalize=normalize).fit(select_track_features(features_df))
 
 
@@ -99,7 +100,7 @@ def explained_variance(model: PipelineModel) -> list[float]:
 def zero_variance_columns(model: PipelineModel) -> list[str]:
     """Feature columns that were constant in the fitted data (scaled to 0.0)."""
     std = _stage(model, StandardScalerModel).std.toArray()
-    return [name for name, s in zip(FEATURE_NAMES, std) if s == 0.0]
+    return [name for name, s in zip(FLAT_FEATURE_NAMES, std) if s == 0.0]
 
 
 def embedding_dimension(model: PipelineModel) -> int:

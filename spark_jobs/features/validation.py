@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType
 
-from audio_features.fma_schema import feature_columns, flat_feature_name
+from audio_features.fma_schema import FLAT_FEATURE_NAMES
 from fma_platform.embeddings import TRACK_ID
 from spark_jobs.features.errors import (
     REASON_DUPLICATE_TRACK_IDS,
@@ -28,7 +28,6 @@ from spark_jobs.features.errors import (
 )
 
 # The 518 flat FMA feature names, in the order the fitted model reads them.
-FEATURE_NAMES: tuple[str, ...] = tuple(flat_feature_name(c) for c in feature_columns())
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,10 @@ class FeatureProfile:
 def check_feature_schema(features_df: DataFrame) -> None:
     """Raise ``TransformInputError`` if a feature column is missing or not numeric."""
     present = {f.name: f.dataType for f in features_df.schema.fields}
-    missing = [name for name in (TRACK_ID, *FEATURE_NAMES) if name not in present]
+    missing = [name for name in (TRACK_ID, *FLAT_FEATURE_NAMES) if name not in present]
     if missing:
         raise TransformInputError(REASON_MISSING_COLUMNS, f"{len(missing)} missing: {name_some(missing)}")
-    non_numeric = [name for name in (TRACK_ID, *FEATURE_NAMES) if not isinstance(present[name], NumericType)]
+    non_numeric = [name for name in (TRACK_ID, *FLAT_FEATURE_NAMES) if not isinstance(present[name], NumericType)]
     if non_numeric:
         raise TransformInputError(REASON_NON_NUMERIC_COLUMNS, name_some(non_numeric))
 
@@ -66,8 +65,8 @@ def profile_track_features(features_df: DataFrame) -> FeatureProfile:
     aggregates = [
         F.count(F.lit(1)).alias("rows"),
         F.count(F.when(F.col(TRACK_ID).isNull(), 1)).alias("null_track_ids"),
-        F.bit_xor(F.xxhash64(TRACK_ID, *FEATURE_NAMES)).alias("fingerprint"),
-        *(F.count(F.when(_is_invalid(name), 1)).alias(name) for name in FEATURE_NAMES),
+        F.bit_xor(F.xxhash64(TRACK_ID, *FLAT_FEATURE_NAMES)).alias("fingerprint"),
+        *(F.count(F.when(_is_invalid(name), 1)).alias(name) for name in FLAT_FEATURE_NAMES),
     ]
     row = features_df.agg(*aggregates).first().asDict()
     duplicates = (
@@ -78,7 +77,7 @@ def profile_track_features(features_df: DataFrame) -> FeatureProfile:
     return FeatureProfile(
         rows=row["rows"],
         null_track_ids=row["null_track_ids"],
-        invalid_counts={name: row[name] for name in FEATURE_NAMES if row[name]},
+        invalid_counts={name: row[name] for name in FLAT_FEATURE_NAMES if row[name]},
         duplicate_track_ids=tuple(r[TRACK_ID] for r in duplicates),
         fingerprint=row["fingerprint"] or 0,
     )

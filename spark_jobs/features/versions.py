@@ -26,7 +26,8 @@ from spark_jobs.features.transform import (
     is_normalized,
     zero_variance_columns,
 )
-from spark_jobs.features.validation import FEATURE_NAMES, FeatureProfile
+from audio_features.fma_schema import FLAT_FEATURE_NAMES
+from spark_jobs.features.validation import FeatureProfile
 
 MODEL_FOLDER = "model"  # the Spark pipeline inside a version folder
 
@@ -42,7 +43,7 @@ def default_version(profile: FeatureProfile, *, k: int, normalize: bool) -> str:
         "fingerprint": profile.fingerprint,
         "k": k,
         "normalize": normalize,
-        "feature_columns": list(FEATURE_NAMES),
+        "feature_columns": list(FLAT_FEATURE_NAMES),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -90,7 +91,7 @@ def model_metadata(
         "input_path": features_path,
         "explained_variance": variance,
         "cumulative_explained_variance": cumulative,
-        "feature_columns": list(FEATURE_NAMES),
+        "feature_columns": list(FLAT_FEATURE_NAMES),
         "zero_variance_columns": zero_variance_columns(model),
         "embedding_column": EMBEDDING,
         "parameters": parameters,

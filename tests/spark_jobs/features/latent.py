@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spark_jobs.features.validation import FEATURE_NAMES
+from audio_features.fma_schema import FLAT_FEATURE_NAMES
 
 N_FACTORS = 3
 
@@ -17,10 +17,10 @@ def latent_features(n_rows: int, *, seed: int = 0, noise: float = 0.01, first_id
     """``track_id`` + 518 features = 3 latent factors x random loadings + offsets + noise."""
     rng = np.random.default_rng(seed)
     factors = rng.standard_normal((n_rows, N_FACTORS))
-    loadings = rng.standard_normal((N_FACTORS, len(FEATURE_NAMES)))
-    offsets = rng.uniform(-50, 50, len(FEATURE_NAMES))  # raw scales differ; standardisation must cope
-    values = factors @ loadings + offsets + noise * rng.standard_normal((n_rows, len(FEATURE_NAMES)))
-    frame = pd.DataFrame(values, columns=list(FEATURE_NAMES))
+    loadings = rng.standard_normal((N_FACTORS, len(FLAT_FEATURE_NAMES)))
+    offsets = rng.uniform(-50, 50, len(FLAT_FEATURE_NAMES))  # raw scales differ; standardisation must cope
+    values = factors @ loadings + offsets + noise * rng.standard_normal((n_rows, len(FLAT_FEATURE_NAMES)))
+    frame = pd.DataFrame(values, columns=list(FLAT_FEATURE_NAMES))
     frame.insert(0, "track_id", np.arange(first_id, first_id + n_rows, dtype="int64"))
     return frame
 

@@ -21,7 +21,7 @@ from spark_jobs.features.errors import REASON_BAD_VERSION, TransformInputError
 from spark_jobs.features.job import run
 from spark_jobs.features.reading import read_track_features
 from spark_jobs.features.transform import embed_tracks, fit_transform_model
-from spark_jobs.features.validation import FEATURE_NAMES
+from audio_features.fma_schema import FLAT_FEATURE_NAMES
 from spark_jobs.features.versions import MODEL_FOLDER, publish_transform_model, safe_version
 from tests.spark_jobs.features.latent import N_FACTORS, embeddings_by_track, latent_features, write_extraction_chunks
 
@@ -38,7 +38,7 @@ def test_reads_extraction_chunks_by_folder_or_glob(spark, tmp_path):
 
     for path in (tmp_path / "chunks", tmp_path / "chunks" / "chunk-*.parquet"):
         features = read_track_features(spark, path)
-        assert features.columns == ["track_id", *FEATURE_NAMES]
+        assert features.columns == ["track_id", *FLAT_FEATURE_NAMES]
         assert features.count() == 10
     with pytest.raises(TransformInputError, match="no Parquet files"):
         read_track_features(spark, tmp_path / "nowhere")
@@ -74,7 +74,7 @@ def test_published_model_reloads_identically_and_current_follows_the_latest(spar
     version = "manual__2024-05-01T00_00_00_00_00"
     assert store.read_pointer(Pointer.CURRENT) == version and store.versions() == ["older", version]
     assert metadata["version"] == version and metadata["input_rows"] == 40 and metadata["k"] == N_FACTORS
-    assert metadata["feature_columns"] == list(FEATURE_NAMES)
+    assert metadata["feature_columns"] == list(FLAT_FEATURE_NAMES)
     assert metadata["cumulative_explained_variance"][-1] == pytest.approx(sum(metadata["explained_variance"]))
     assert store.metadata(version) == metadata
     written = spark.read.parquet(job["out"])

@@ -12,7 +12,7 @@ from spark_jobs.features.transform import (
     fit_transform_model,
     zero_variance_columns,
 )
-from spark_jobs.features.validation import FEATURE_NAMES
+from audio_features.fma_schema import FLAT_FEATURE_NAMES
 from tests.spark_jobs.features.latent import N_FACTORS, embeddings_by_track, latent_features
 
 
@@ -54,7 +54,7 @@ def test_unnormalized_scores_carry_the_explained_variance(latent_df):
     # Standardised columns have unit sample variance, so the total is 518 and the
     # scores' sample variance is that share of it: a check of scaler, centering and PCA.
     score_variance = (scores ** 2).sum() / (len(scores) - 1)
-    assert score_variance == pytest.approx(len(FEATURE_NAMES) * sum(explained_variance(model)), rel=1e-4)
+    assert score_variance == pytest.approx(len(FLAT_FEATURE_NAMES) * sum(explained_variance(model)), rel=1e-4)
     np.testing.assert_allclose(scores.mean(axis=0), 0.0, atol=1e-3)
     assert np.linalg.norm(scores, axis=1).std() > 1.0  # lengths kept, not normalised
 
