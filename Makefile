@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 COMPOSE := $(VENV)/lib/python3.11/site-packages/compose/docker-compose
 PYTEST_ARGS ?=
 
-.PHONY: help setup test-setup up down status test lock compose-check clean
+.PHONY: help setup test-setup up down status test lock compose-check lint-imports clean
 
 help:
 	@echo "make up      set up .venv, start the embedded stack, run the main job, print URLs"
@@ -28,7 +28,7 @@ status: setup
 	@$(PY) -m infra.stack status
 
 # The tests also need Debian's Chromium for the browser test (BROWSER_TESTS=0 skips both).
-test: test-setup compose-check
+test: test-setup compose-check lint-imports
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-setup:
@@ -37,6 +37,10 @@ test-setup:
 compose-check: setup
 	@$(COMPOSE) -f docker-compose.yaml --env-file infra/compose.env.example config -q
 	@echo "docker-compose.yaml: valid"
+
+# The layer rule (README "Architecture"): import-linter's contracts in pyproject.toml.
+lint-imports: setup
+	@$(VENV)/bin/lint-imports --no-logo --no-cache
 
 lock:
 	@$(VENV)/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --python $(PY)

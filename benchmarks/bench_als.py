@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from datetime import datetime, timezone
 
@@ -20,6 +21,8 @@ import pandas as pd
 
 from fma_platform.embeddings import embeddings_from_frame
 from fma_platform.events import to_document
+from fma_platform.settings import get_settings
+from infra.services import spark_env
 from simulator import simulate, synthetic_catalogue
 from spark_jobs.recommend.events import EVENT_COLUMNS, event_schema
 from spark_jobs.recommend.interactions import split_by_time
@@ -56,6 +59,7 @@ def main(argv=None) -> int:
     timings["simulate_s"] = round(time.perf_counter() - started, 1)
 
     mark = time.perf_counter()
+    os.environ.update(spark_env(get_settings()))  # what the embedded stack gives its Spark jobs
     spark = spark_session("bench-als", shuffle_partitions=4)
     timings["spark_start_s"] = round(time.perf_counter() - mark, 1)
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -90,11 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
+    from fma_platform.settings import get_settings
+    from infra.services import spark_env
     from spark_jobs.session import spark_session
     from spark_jobs.similarity.synthetic import clustered_embeddings
 
     catalogues = [("track_features", *real_catalogue())] if args.track_features else [
         (f"synthetic-{n}", *clustered_embeddings(int(n), seed=args.seed)) for n in args.sizes.split(",")]
+    os.environ.update(spark_env(get_settings()))  # what the embedded stack gives its Spark jobs
     spark = spark_session("bench-similar-tracks", master="local[2]", shuffle_partitions=4)
     try:
         for name, embeddings, genres in catalogues:

@@ -70,12 +70,6 @@ class Pointer(StrEnum):
     CHAMPION = "CHAMPION"  # the version that won the promotion rule
 
 
-# Transitional names (removed when the last job moves to ``ModelFamily``).
-FEATURE_TRANSFORM_MODELS = ModelFamily.FEATURE_TRANSFORM.value
-ALS_MODELS = ModelFamily.ALS.value
-SIMILARITY_MODELS = "lsh"
-
-
 def kafka_topics(settings) -> dict[str, int]:
     """Topics the platform needs, with their partition counts, from the settings."""
     return {settings.kafka_events_topic: settings.kafka_events_partitions}

@@ -92,6 +92,15 @@ class TrackEmbeddings:
         found = (self.size > 0) & (self.ids[rows] == wanted) if self.size else np.zeros(wanted.size, dtype=bool)
         return np.where(found, rows, -1)
 
+    def restricted_to(self, track_ids: Iterable[int]) -> TrackEmbeddings:
+        """Only the rows of ``track_ids`` (others dropped, ``left_out`` kept as loaded)."""
+        keep = np.isin(self.ids, np.fromiter((int(t) for t in track_ids), dtype=np.int64))
+        if keep.all():
+            return self
+        ids, vectors = self.ids[keep], self.vectors[keep]
+        return TrackEmbeddings(ids=ids, vectors=vectors, left_out=self.left_out,
+                               model_versions=self.model_versions, fingerprint=_fingerprint(ids, vectors))
+
     def frame(self) -> pd.DataFrame:
         """``track_id, embedding`` (one float32 array per row)."""
         return pd.DataFrame({TRACK_ID: self.ids, EMBEDDING: list(self.vectors)})
@@ -141,9 +150,8 @@ def embeddings_from_frame(frame: pd.DataFrame) -> TrackEmbeddings:
         log.warning("left out %d track embedding(s): %s, e.g. %s", info["count"], reason, info["examples"])
     versions = (tuple(sorted({str(v) for v in frame[MODEL_VERSION].dropna()}))
                 if MODEL_VERSION in frame.columns else ())
-    digest = hashlib.sha256(final_ids.tobytes() + final_vectors.tobytes()).hexdigest()[:16]
     return TrackEmbeddings(ids=final_ids, vectors=final_vectors, left_out=report, model_versions=versions,
-                           fingerprint=digest)
+                           fingerprint=_fingerprint(final_ids, final_vectors))
 
 
 def load_track_embeddings(db: Database, *, track_ids: Iterable[int] | None = None) -> TrackEmbeddings:
@@ -153,6 +161,10 @@ def load_track_embeddings(db: Database, *, track_ids: Iterable[int] | None = Non
         selector[TRACK_ID] = {"$in": [int(t) for t in track_ids]}
     cursor = db[Collection.TRACK_FEATURES].find(selector, {"_id": 0, TRACK_ID: 1, EMBEDDING: 1, MODEL_VERSION: 1})
     return embeddings_from_frame(pd.DataFrame(list(cursor), columns=[TRACK_ID, EMBEDDING, MODEL_VERSION]))
+
+
+def _fingerprint(ids: np.ndarray, vectors: np.ndarray) -> str:
+    return hashlib.sha256(ids.tobytes() + vectors.tobytes()).hexdigest()[:16]
 
 
 def _length(value: Any) -> int:

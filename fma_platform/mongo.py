@@ -106,14 +106,14 @@ def insert_once(collection: MongoCollection, documents: list[dict]) -> tuple[set
     try:
         collection.insert_many(documents, ordered=False)
     except BulkWriteError as exc:
-        _raise_unless_duplicates(exc)
+        raise_unless_duplicates(exc)
         duplicate_rows = {error["index"] for error in exc.details["writeErrors"]}
         return ({d["_id"] for i, d in enumerate(documents) if i not in duplicate_rows},
                 [documents[i]["_id"] for i in sorted(duplicate_rows)])
     return {d["_id"] for d in documents}, []
 
 
-def _raise_unless_duplicates(exc: BulkWriteError) -> None:
+def raise_unless_duplicates(exc: BulkWriteError) -> None:
     """Duplicate keys mean "already written"; anything else is a real failure."""
     others = [error for error in exc.details.get("writeErrors", []) if error.get("code") != DUPLICATE_KEY]
     if others or exc.details.get("writeConcernErrors"):

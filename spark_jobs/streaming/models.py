@@ -14,10 +14,8 @@ champion's factors, kept in memory and reloaded only when the models change.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +66,11 @@ def load_stream_catalogue(db: Database, *, version: str | None) -> StreamCatalog
     genres = {int(t["track_id"]): (int(t["top_genre_id"]), t.get("top_genre_title") or str(t["top_genre_id"]))
               for t in tracks if t.get("top_genre_id") is not None}
     listens = {int(t["track_id"]): float(t.get("listens") or 0) for t in tracks}
-    embeddings = _known_only(load_track_embeddings(db), titles.keys())
+    loaded = load_track_embeddings(db)
+    embeddings = loaded.restricted_to(titles.keys())
+    if embeddings.size < loaded.size:
+        log.warning("%d track embedding(s) of tracks not in %s left out", loaded.size - embeddings.size,
+                    Collection.TRACKS)
     if embeddings.size == 0:
         log.warning("no usable track embeddings in %s yet: recommendations wait for the ETL",
                     Collection.TRACK_FEATURES)
@@ -81,16 +83,6 @@ def load_stream_catalogue(db: Database, *, version: str | None) -> StreamCatalog
         version=version,
         loaded_at=time.monotonic(),
     )
-
-
-def _known_only(embeddings: TrackEmbeddings, known: Iterable[int]) -> TrackEmbeddings:
-    """``embeddings`` without the tracks ``tracks`` does not hold (never recommended)."""
-    keep = np.isin(embeddings.ids, np.fromiter(known, dtype=np.int64))
-    if keep.all():
-        return embeddings
-    log.warning("%d track embedding(s) of tracks not in %s left out", int((~keep).sum()), Collection.TRACKS)
-    # The fingerprint hashed the unfiltered set: it no longer names these vectors.
-    return dataclasses.replace(embeddings, ids=embeddings.ids[keep], vectors=embeddings.vectors[keep], fingerprint="")
 
 
 @dataclass(frozen=True)

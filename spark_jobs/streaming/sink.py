@@ -20,7 +20,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from fma_platform.contracts import Collection
-from fma_platform.mongo import DUPLICATE_KEY, insert_once
+from fma_platform.mongo import insert_once, raise_unless_duplicates
 from fma_platform.stream_status import (
     BatchMetrics,
     Heartbeat,
@@ -138,9 +138,7 @@ def apply_trending(db: Database, increments: list[dict], *, batch_key: str) -> i
     try:
         result = db[Collection.TRENDING].bulk_write(operations, ordered=False)
     except BulkWriteError as exc:
-        refused = exc.details.get("writeErrors", [])
-        if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in refused):
-            raise
+        raise_unless_duplicates(exc)
         return int(exc.details.get("nModified", 0)) + int(exc.details.get("nUpserted", 0))
     return result.modified_count + result.upserted_count
 

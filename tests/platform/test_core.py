@@ -135,3 +135,11 @@ def test_model_runs_have_one_id_format_and_keep_created_at(mongo_db):
     assert stored["job_run_id"] == "manual__1" and stored["family"] == "recommendations"
     assert metric_label(Metric.NDCG_AT_K, 10) == "NDCG@10"
     assert metric_label(Metric.CATALOGUE_COVERAGE_AT_K, 10) == "catalogue coverage@10"
+
+
+def test_restricting_embeddings_keeps_rows_and_renames_the_data():
+    embeddings = embeddings_from_frame(pd.DataFrame({"track_id": [1, 2, 3], "embedding": [[1, 0], [0, 1], [1, 0]]}))
+    known = embeddings.restricted_to([3, 1, 99])
+    assert known.ids.tolist() == [1, 3] and known.vectors.shape == (2, 2)
+    assert known.fingerprint and known.fingerprint != embeddings.fingerprint
+    assert embeddings.restricted_to([1, 2, 3]) is embeddings
