@@ -11,15 +11,12 @@ line; bad input exits 2 with a JSON error line on stderr.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from pathlib import Path
 
-from fma_platform.errors import ReasonedError
 from fma_platform.mongo import platform_db
 from fma_platform.settings import get_settings
-from spark_jobs.session import spark_session
+from spark_jobs.entry import job_session, run_job
 from spark_jobs.similarity.job import DEFAULT_EXACT_MAX_TRACKS, METHOD_LSH, METHODS, JobOptions, run, summary_line
 from spark_jobs.similarity.neighbours import DEFAULT_K, DEFAULT_SEED
 from spark_jobs.similarity.tuning import DEFAULT_GRID, DEFAULT_SAMPLE_FRACTION, DEFAULT_TARGET_RECALL, MIN_QUERIES
@@ -48,19 +45,14 @@ def parse_args(argv: list[str] | None) -> JobOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = parse_args(argv)
     settings = get_settings()
-    spark = spark_session(APP_NAME, settings=settings)
-    try:
-        summary = run(spark, platform_db(settings), options, settings=settings)
-    except ReasonedError as exc:
-        print(json.dumps({"error": exc.reason, "detail": exc.detail}), file=sys.stderr)
-        return 2
-    finally:
-        spark.stop()
-    print(summary_line(summary), flush=True)
-    return 0
+
+    def work() -> dict:
+        with job_session(APP_NAME, settings) as spark:
+            return run(spark, platform_db(settings), options, settings=settings)
+
+    return run_job(work, summarise=summary_line)
 
 
 if __name__ == "__main__":

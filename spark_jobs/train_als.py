@@ -11,14 +11,12 @@ stderr when the job refuses its input.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fma_platform.errors import PlatformError
 from fma_platform.settings import get_settings
+from spark_jobs.entry import run_job
 from spark_jobs.recommend.training import DEFAULT_GRID, DEFAULT_MIN_TRAIN_TRACKS, TrainingOptions, parse_grid, run
 
 
@@ -41,17 +39,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    try:
+
+    def work() -> dict:
         options = TrainingOptions(job_run_id=args.run_id, grid=parse_grid(args.grid), k=args.k, holdout=args.holdout,
                                   min_train_tracks=args.min_train_tracks, seed=args.seed, events_path=args.events)
-        summary = run(get_settings(), options)
-    except PlatformError as exc:
-        print(json.dumps({"error": type(exc).__name__, "reason": str(exc)}), file=sys.stderr)
-        return 2
-    print(json.dumps(summary, default=str), flush=True)
-    return 0
+        return run(get_settings(), options)
+
+    return run_job(work)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,13 @@ exits 2 with a JSON error line on stderr.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from pathlib import Path
 
-from fma_platform.errors import ReasonedError
 from fma_platform.settings import Settings, get_settings
 from spark_jobs.features.job import default_model_dir, run, summary_line
 from spark_jobs.features.transform import DEFAULT_K
-from spark_jobs.session import spark_session
+from spark_jobs.entry import job_session, run_job
 
 APP_NAME = "transform-features"
 
@@ -39,20 +36,15 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     args = parse_args(argv, settings)
-    spark = spark_session(APP_NAME, settings=settings)
-    try:
-        metadata = run(spark, features_path=args.features, out=args.out, model_dir=args.model_dir,
+
+    def work() -> dict:
+        with job_session(APP_NAME, settings) as spark:
+            return run(spark, features_path=args.features, out=args.out, model_dir=args.model_dir,
                        k=args.k, normalize=args.normalize, version=args.version, settings=settings)
-    except ReasonedError as exc:
-        print(json.dumps({"error": exc.reason, "detail": exc.detail}), file=sys.stderr)
-        return 2
-    finally:
-        spark.stop()
-    print(summary_line(metadata), flush=True)
-    return 0
+
+    return run_job(work, summarise=summary_line)
 
 
 if __name__ == "__main__":

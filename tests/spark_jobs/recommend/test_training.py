@@ -188,4 +188,4 @@ def test_main_trains_registers_and_publishes_idempotently(spark, mongo_db, job_s
 def test_main_refuses_a_bad_grid_with_a_json_reason(capsys):
     assert main(["--run-id", "r", "--grid", "depth=3"]) == 2
     error = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-    assert error["error"] == "TrainingError" and "depth" in error["reason"]
+    assert error["error"] == "TrainingError" and "depth" in error["detail"]
