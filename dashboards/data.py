@@ -16,7 +16,7 @@ from audio_features.fma_schema import TOP_LEVEL_GENRES
 from fma_platform.catalogue import POPULARITY_ORDER, TRACK_PROJECTION, search_tracks
 from fma_platform.contracts import Collection
 from fma_platform.events import EventType
-from fma_platform.listening import REASON_PLAYED, REASON_POPULAR, REASON_POPULAR_IN_GENRE
+from fma_platform.listening import REASON_PLAYED, REASON_POPULAR, REASON_POPULAR_IN_PICKED_GENRE
 
 
 class RecommendationSource(StrEnum):
@@ -65,13 +65,13 @@ def _join_items(db: Database, items: list[dict], *, exclude: set[int], limit: in
 
 
 def popular_in_genres(db: Database, genres: list[int], *, exclude: set[int], limit: int) -> list[Recommendation]:
-    """Most listened tracks of ``genres`` (all genres when none), as recommendations."""
+    """Most listened tracks of the listener's picked ``genres`` (all genres when none), as recommendations."""
     selector = {"top_genre_id": {"$in": list(genres)}} if genres else {}
     selector["track_id"] = {"$nin": sorted(exclude)}
     cursor = db[Collection.TRACKS].find(selector, TRACK_PROJECTION).sort(POPULARITY_ORDER).limit(limit)
     return [
         Recommendation(track=doc, score=None,
-                       reason=REASON_POPULAR_IN_GENRE.format(
+                       reason=REASON_POPULAR_IN_PICKED_GENRE.format(
                            genre=doc.get("top_genre_title") or genre_title(doc.get("top_genre_id")))
                        if genres else REASON_POPULAR)
         for doc in cursor

@@ -97,10 +97,11 @@ REASON_LIKES_GENRE = "because you like {genre}"
 REASON_SOUNDS_LIKE = "sounds like tracks you liked"
 REASON_LISTENERS_LIKE_YOU = "popular with listeners like you"
 REASON_POPULAR_IN_GENRE = "popular in {genre}"
+REASON_POPULAR_IN_PICKED_GENRE = "popular in {genre}, a genre you picked"  # a newcomer's sign-up choice
 REASON_POPULAR = "popular on FMA right now"
 
 # Every template above, for readers that recognise reasons (the browser tour, tests).
 REASON_TEMPLATES: tuple[str, ...] = (
     REASON_PLAYED, REASON_LIKED, REASON_LIKES_GENRE, REASON_SOUNDS_LIKE, REASON_LISTENERS_LIKE_YOU,
-    REASON_POPULAR_IN_GENRE, REASON_POPULAR,
+    REASON_POPULAR_IN_GENRE, REASON_POPULAR_IN_PICKED_GENRE, REASON_POPULAR,
 )

@@ -48,7 +48,7 @@ def test_up_next_falls_back_realtime_then_batch_then_popular_in_genres(catalogue
     popular = picks()
     assert popular.source == RecommendationSource.POPULAR
     assert [r.track["track_id"] for r in popular.items] == [2, 10]  # Rock, most listened first
-    assert popular.items[0].reason == "popular in Rock"
+    assert popular.items[0].reason == "popular in Rock, a genre you picked"
 
     app_db[Collection.RECOMMENDATIONS].insert_one(
         {"user_id": listener.user_id, "items": [{"track_id": 20, "score": 0.5, "reason": "ALS: similar listeners"},
