@@ -17,7 +17,8 @@ from spark_jobs.streaming.ranking import rank_tracks
 from tests.spark_jobs.streaming.conftest import T0, event, record, seed_catalogue
 
 
-def test_a_replayed_batch_changes_nothing(mongo_db, settings):
+def test_a_replayed_batch_changes_nothing(mongo_db, settings, tmp_path):
+    settings = settings.model_copy(update={"state_dir": tmp_path})  # no models: content ranking, unversioned
     seed_catalogue(mongo_db)
     stream = RecommendationStream(mongo_db, settings, checkpoint=None, query_name="replay-test")
     valid = [event("u1", 100, "play", T0), event("u1", 100, "complete", T0 + timedelta(seconds=30)),
