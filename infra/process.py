@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fma_platform.errors import PlatformError
 
-class StackError(RuntimeError):
+
+class StackError(PlatformError, RuntimeError):
     """A service of the embedded stack could not be started, checked or stopped."""
 
 
