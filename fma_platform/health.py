@@ -19,7 +19,7 @@ def mongo_health(settings: Settings) -> dict:
     try:
         version = db.client.server_info()["version"]
     except Exception as exc:  # any driver error: the service is unavailable
-        raise ServiceUnavailableError(f"MongoDB at {settings.mongo_url} did not answer: {exc}") from exc
+        raise ServiceUnavailableError(f"MongoDB at {settings.mongo_url_redacted} did not answer: {exc}") from exc
     counts = {name.value: db[name.value].estimated_document_count() for name in Collection}
     return {"version": version, "database": settings.mongo_db, "documents": counts}
 

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
         return self.mongo_uri or f"mongodb://{self.host}:{self.mongo_port}"
 
     @property
+    def mongo_url_redacted(self) -> str:
+        """``mongo_url`` for messages, pages and logs: any password replaced by ``***``."""
+        return redact_url(self.mongo_url)
+
+    @property
     def kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap_servers or f"{self.host}:{self.kafka_port}"
 
@@ -209,6 +214,24 @@ def reject_unknown_variables(
                if name.startswith(ENV_PREFIX) and name not in known_upper}
     if unknown:
         raise UnknownSettingError(unknown, known)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info (``scheme://user:password@host``) as ``***``.
+
+    Works on multi-host MongoDB URIs too (``mongodb://u:p@h1:1,h2:2/?opts``), which
+    ``urllib.parse`` cannot split; a URL without a password is returned unchanged.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    authority = rest[:authority_end]
+    userinfo, at, hosts = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hosts}{rest[authority_end:]}"
 
 
 @lru_cache(maxsize=1)

@@ -115,7 +115,7 @@ def mongo_spec(settings: Settings) -> ServiceSpec:
         health=health,
         port=settings.mongo_port,
         bind_host=settings.bind_host,
-        url=settings.mongo_url,
+        url=settings.mongo_url_redacted,
         start_timeout=60,
     )
 

@@ -144,7 +144,7 @@ def print_access(settings: Settings, *, out=sys.stdout) -> None:
         f"  Airflow UI     http://{settings.host}:{settings.airflow_port}"
         f"   login {settings.airflow_admin_user} / {secret['admin_password']}\n"
         f"  Music player   http://{settings.host}:{settings.streamlit_port}\n"
-        f"  MongoDB        {settings.mongo_url}  (database {settings.mongo_db})\n"
+        f"  MongoDB        {settings.mongo_url_redacted}  (database {settings.mongo_db})\n"
         f"  Kafka          {settings.kafka_bootstrap}  (topic {settings.kafka_events_topic})\n"
         f"  Spark          {settings.spark_master} via spark-submit\n"
         f"  State and logs {settings.state_dir}",

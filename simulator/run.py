@@ -96,7 +96,7 @@ def run_simulation(settings: Settings, options: SimulationOptions) -> Simulation
     try:
         catalogue = load_catalogue(db)
     except PyMongoError as exc:
-        raise ServiceDownError(f"MongoDB at {settings.mongo_url} did not answer: {_first_line(exc)}") from exc
+        raise ServiceDownError(f"MongoDB at {settings.mongo_url_redacted} did not answer: {_first_line(exc)}") from exc
     if catalogue.empty:
         raise EmptyCatalogueError(
             f"the catalogue is empty ({settings.mongo_db}.tracks has no documents): run the ETL's catalogue step first"

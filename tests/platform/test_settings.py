@@ -14,6 +14,7 @@ from fma_platform.settings import (
     Settings,
     SettingsError,
     UnknownSettingError,
+    redact_url,
     setting_variables,
 )
 
@@ -99,3 +100,22 @@ def test_compose_variables_do_not_use_the_settings_prefix():
     text = (PROJECT_ROOT / "infra" / "compose.env.example").read_text()
     assert re.findall(r"^\s*FMA_\w*", text, flags=re.MULTILINE) == []
     assert not re.findall(r"\$\{FMA_", (PROJECT_ROOT / "docker-compose.yaml").read_text())
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("mongodb://root:s3cret@mongo:27017/?authSource=admin", "mongodb://root:***@mongo:27017/?authSource=admin"),
+    ("mongodb://app:p%40ss@h1:1,h2:2/fma?replicaSet=rs0", "mongodb://app:***@h1:1,h2:2/fma?replicaSet=rs0"),
+    ("mongodb://127.0.0.1:27018", "mongodb://127.0.0.1:27018"),
+    ("mongodb://reader@h:1/?x=a:b@c", "mongodb://reader@h:1/?x=a:b@c"),
+])
+def test_urls_shown_to_people_carry_no_password(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_an_unreachable_mongodb_is_named_without_its_password(settings):
+    from fma_platform.health import ServiceUnavailableError, mongo_health
+
+    with_secret = settings.model_copy(update={"mongo_uri": "mongodb://root:s3cret-pw@127.0.0.1:1/?authSource=admin"})
+    with pytest.raises(ServiceUnavailableError) as raised:
+        mongo_health(with_secret)
+    assert "s3cret-pw" not in str(raised.value) and "root:***@127.0.0.1:1" in str(raised.value)
