@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,13 +40,29 @@ def database_section(what: str) -> Iterator[None]:
         st.error(f"{what} cannot load: MongoDB did not answer ({type(exc).__name__}: {exc}).")
 
 
+# Characters that would make user-written text Markdown (links, images, emphasis, code,
+# Streamlit's :color[...] directives and :emoji: codes, LaTeX) or raw HTML.
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\](){}<>!|~:$#])")
+
+
+def literal(text: object) -> str:
+    """``text`` as Markdown that shows exactly these characters, on one line.
+
+    FMA metadata is user-written: a title like ``[win](http://x) ![](http://x/p.png)``
+    must not become a link or a remote image (a tracking pixel) on a listener's page.
+    """
+    flat = " ".join(str(text).split())
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", flat)
+
+
 def attribution(track: dict) -> str:
-    """Title, artist, album, genre, licence, and the synthetic label when it applies."""
-    parts = [f"**{track.get('title') or 'Untitled'}** — {track.get('artist_name') or 'Unknown artist'}"]
+    """Title, artist, album, genre, licence, and the synthetic label when it applies (all escaped)."""
+    title, artist = literal(track.get("title") or "Untitled"), literal(track.get("artist_name") or "Unknown artist")
+    parts = [f"**{title}** — {artist}"]
     if track.get("album_title"):
-        parts.append(f"_{track['album_title']}_")
-    parts.append(track.get("top_genre_title") or genre_title(track.get("top_genre_id")))
-    parts.append(f"licence: {track.get('license') or 'unknown'}")
+        parts.append(f"_{literal(track['album_title'])}_")
+    parts.append(literal(track.get("top_genre_title") or genre_title(track.get("top_genre_id"))))
+    parts.append(f"licence: {literal(track.get('license') or 'unknown')}")
     if track.get("synthetic"):
         parts.append(":orange-badge[synthetic sample]")
     return " · ".join(parts)

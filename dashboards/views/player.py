@@ -8,7 +8,7 @@ from audio_features.fma_schema import TOP_LEVEL_GENRES
 from dashboards.audio_player import AudioUnavailableError, audio_player
 from dashboards.auth import Role, User
 from dashboards.data import search_catalogue, similar_to, up_next
-from dashboards.views.common import attribution, database_section, service_banners
+from dashboards.views.common import attribution, database_section, literal, service_banners
 from dashboards.playback import emit, event_from_report, player_event
 from dashboards.player_state import PlayerQueue
 from dashboards.services import database, event_producer
@@ -76,12 +76,12 @@ def _send_action(user: User, queue: PlayerQueue, kind: EventType) -> None:
     event = player_event(user, session_id=session_id(), track_id=queue.current["track_id"], kind=kind,
                          position_s=queue.last_position)
     emit(event_producer(), event)
-    st.toast(f"{'Liked' if kind == EventType.LIKE else 'Disliked'}: {queue.current.get('title')}")
+    st.toast(f"{'Liked' if kind == EventType.LIKE else 'Disliked'}: {literal(queue.current.get('title') or 'Untitled')}")
 
 
 def _track_row(track: dict, queue: PlayerQueue, *, prefix: str, reason: str | None = None) -> None:
     text, buttons = st.columns([5, 2], vertical_alignment="center")
-    text.markdown(attribution(track) + (f"  \n:gray[{reason}]" if reason else ""))
+    text.markdown(attribution(track) + (f"  \n:gray[{literal(reason)}]" if reason else ""))
     buttons = buttons.container(horizontal=True, horizontal_alignment="right")
     # Icon-only buttons (the help text names them) keep narrow columns readable.
     if buttons.button(":material/play_arrow:", key=f"{prefix}_play_{track['track_id']}", help="Play now"):
