@@ -92,6 +92,17 @@ class TrackEmbeddings:
         found = (self.size > 0) & (self.ids[rows] == wanted) if self.size else np.zeros(wanted.size, dtype=bool)
         return np.where(found, rows, -1)
 
+    def aligned_to(self, track_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """Float64 rows aligned to ``track_ids`` (zero rows where a track has no usable
+        embedding) and which rows have one; the matrix is None when none has."""
+        rows = self.positions(track_ids)
+        found = rows >= 0
+        if not found.any():
+            return None, found
+        matrix = np.zeros((found.size, self.dimension), dtype=np.float64)
+        matrix[found] = self.vectors[rows[found]]
+        return matrix, found
+
     def restricted_to(self, track_ids: Iterable[int]) -> TrackEmbeddings:
         """Only the rows of ``track_ids`` (others dropped, ``left_out`` kept as loaded)."""
         keep = np.isin(self.ids, np.fromiter((int(t) for t in track_ids), dtype=np.int64))

@@ -196,13 +196,7 @@ def _embeddings(catalogue: pd.DataFrame, track_ids: np.ndarray) -> np.ndarray | 
     present = catalogue[EMBEDDING].map(_has_vector).to_numpy(dtype=bool)
     embeddings = embeddings_from_frame(pd.DataFrame({TRACK_ID: track_ids[present],
                                                      EMBEDDING: catalogue[EMBEDDING][present].tolist()}))
-    if embeddings.size == 0:
-        return None
-    matrix = np.zeros((track_ids.size, embeddings.dimension), dtype=np.float64)
-    rows = embeddings.positions(track_ids)
-    found = rows >= 0
-    matrix[found] = embeddings.vectors[rows[found]]
-    return matrix
+    return embeddings.aligned_to(track_ids)[0]
 
 
 def _has_vector(cell: object) -> bool:

@@ -86,12 +86,6 @@ def load_recommendable_tracks(db: Database, *, played_track_ids: Iterable[int] =
 
 def _aligned(embeddings: TrackEmbeddings | None, track_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """Embedding rows aligned to ``track_ids`` (zeros where missing) and which rows have one."""
-    if embeddings is None or embeddings.size == 0:
+    if embeddings is None:
         return None, np.zeros(track_ids.size, dtype=bool)
-    rows = embeddings.positions(track_ids)
-    has_embedding = rows >= 0
-    if not has_embedding.any():
-        return None, has_embedding
-    matrix = np.zeros((track_ids.size, embeddings.dimension), dtype=np.float64)
-    matrix[has_embedding] = embeddings.vectors[rows[has_embedding]]
-    return matrix, has_embedding
+    return embeddings.aligned_to(track_ids)

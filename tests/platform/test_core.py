@@ -143,3 +143,11 @@ def test_restricting_embeddings_keeps_rows_and_renames_the_data():
     assert known.ids.tolist() == [1, 3] and known.vectors.shape == (2, 2)
     assert known.fingerprint and known.fingerprint != embeddings.fingerprint
     assert embeddings.restricted_to([1, 2, 3]) is embeddings
+
+
+def test_embeddings_aligned_to_other_track_orders():
+    embeddings = embeddings_from_frame(pd.DataFrame({"track_id": [1, 3], "embedding": [[1, 0], [0, 1]]}))
+    matrix, found = embeddings.aligned_to(np.array([3, 2, 1]))
+    assert found.tolist() == [True, False, True]
+    np.testing.assert_array_equal(matrix, [[0, 1], [0, 0], [1, 0]])
+    assert embeddings.aligned_to(np.array([7]))[0] is None
