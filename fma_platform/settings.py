@@ -31,6 +31,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from fma_platform.errors import PlatformError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Per-user cache that outlives a checkout's state folder (numba's JIT cache, the real-music
+# corpus): $XDG_CACHE_HOME/fma-platform, else ~/.cache/fma-platform.
+USER_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fma-platform"
 ENV_PREFIX = "FMA_"
 ENV_FILE = PROJECT_ROOT / ".env"
 # Addresses that mean "every interface": a server can listen on them, no client can use them.
@@ -71,6 +74,8 @@ class Settings(BaseSettings):
 
     # Where the embedded stack keeps all of its state (databases, logs, pids, datasets).
     state_dir: Path = Field(default=PROJECT_ROOT / ".platform")
+    # Where caches that are costly to rebuild and safe to share between checkouts live.
+    cache_dir: Path = Field(default=USER_CACHE_DIR)
     # Interface the embedded services listen on (0.0.0.0: every interface).
     bind_host: str = "127.0.0.1"
     # Address clients use to reach the services: links, default MongoDB and Kafka endpoints.
@@ -118,7 +123,7 @@ class Settings(BaseSettings):
         reject_unknown_variables(os.environ, env_file)
         super().__init__(**values)
 
-    @field_validator("state_dir", mode="after")
+    @field_validator("state_dir", "cache_dir", mode="after")
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:
         return value if value.is_absolute() else (PROJECT_ROOT / value)
@@ -187,6 +192,16 @@ class Settings(BaseSettings):
     @property
     def sample_dir(self) -> Path:
         return self.data_dir / "sample"
+
+    @property
+    def numba_cache_dir(self) -> Path:
+        """numba's JIT cache (librosa's compiled kernels): per user, so every run reuses it."""
+        return self.cache_dir / "numba"
+
+    @property
+    def recorded_corpus_dir(self) -> Path:
+        """The real-music test corpus built from Debian's packages (never committed)."""
+        return self.cache_dir / "recorded-corpus"
 
 
 def setting_variables() -> list[str]:
