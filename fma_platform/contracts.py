@@ -23,6 +23,8 @@ Document shapes (the fields each writer guarantees; readers may rely on them):
   ("track" | "genre"), key, plays, completes, skips, likes.
 ``users`` (by ``username``): username, user_id, role ("listener" | "analyst"),
   password_hash, genres [top-level genre ids], created_at.
+``login_attempts``: kind ("login" | "signup"), username_key, client_key (SHA-256 hex), at,
+  expires_at (TTL); written by ``dashboards.throttle``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Collection(StrEnum):
     STREAM_METRICS = "stream_metrics"
     TRENDING = "trending"
     USERS = "users"
+    LOGIN_ATTEMPTS = "login_attempts"
     SIMULATED_LISTENERS = "simulated_listeners"
 
 

@@ -107,6 +107,30 @@ class Settings(BaseSettings):
 
     # Streamlit.
     streamlit_port: int = 8501
+    # Login abuse limits of the app (dashboards/throttle.py). Failed logins are counted per
+    # username and per client over the last LOGIN_WINDOW_S; past the free failures each
+    # further attempt must wait BACKOFF_BASE_S * 2^(failures - free) (at most BACKOFF_MAX_S)
+    # after the last one; at the lockout count the key is refused for LOCKOUT_S, then gets
+    # one attempt per LOCKOUT_S until its failures leave the window. Unknown usernames count
+    # the same as real ones.
+    login_window_s: int = Field(default=3600, ge=1)
+    login_free_failures: int = Field(default=5, ge=0)  # per username, before any wait
+    login_lockout_failures: int = Field(default=10, ge=1)  # per username
+    login_client_free_failures: int = Field(default=20, ge=0)  # per client, across usernames
+    login_client_lockout_failures: int = Field(default=50, ge=1)  # per client
+    login_backoff_base_s: float = Field(default=2.0, ge=0)
+    login_backoff_max_s: float = Field(default=60.0, ge=0)
+    login_lockout_s: int = Field(default=900, ge=1)
+    # Password hashes (argon2id, 64 MiB each) running at once per app process; an attempt
+    # that finds no free slot within LOGIN_HASH_WAIT_S (about one hash here) is refused
+    # ("busy, try again"), never queued without bound.
+    login_max_concurrent_hashes: int = Field(default=2, ge=1)
+    login_hash_wait_s: float = Field(default=1.0, ge=0)
+    login_signups_per_client: int = Field(default=5, ge=1)  # per LOGIN_SIGNUP_WINDOW_S
+    login_signup_window_s: int = Field(default=3600, ge=1)
+    # Reverse proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For names the
+    # client; empty: none is trusted and the header is treated as hostile.
+    login_trusted_proxies: str = ""
 
     # Datasets: "sample" (synthetic, generated) or an FMA subset name.
     dataset: str = "sample"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
 from dashboards import users as users_cli
-from dashboards.auth import AccountError, InvalidCredentialsError, Role, UsernameTakenError, authenticate, create_user
+from dashboards.auth import (
+    MAX_PASSWORD_LENGTH, AccountError, InvalidCredentialsError, Role, UsernameTakenError, authenticate, create_user,
+)
 from fma_platform.contracts import Collection
 from tests.dashboards.conftest import PASSWORD, app_test, texts
 
@@ -34,6 +37,16 @@ def test_sign_up_rules(app_db):
         create_user(app_db, "max", PASSWORD, role=Role.LISTENER, genres=[])
     with pytest.raises(AccountError, match="unknown top-level genre"):
         create_user(app_db, "max", PASSWORD, role=Role.LISTENER, genres=[99999])
+
+
+def test_an_oversized_password_is_refused_before_hashing(app_db, listener):
+    huge = "x" * (MAX_PASSWORD_LENGTH + 1)
+    with pytest.raises(AccountError, match=f"at most {MAX_PASSWORD_LENGTH}"):
+        create_user(app_db, "max", huge, role=Role.LISTENER, genres=[12])
+    started = time.perf_counter()
+    with pytest.raises(InvalidCredentialsError, match="wrong username or password"):
+        authenticate(app_db, "lena", huge)
+    assert time.perf_counter() - started < 0.2  # no argon2 run (one takes ~0.3-0.6 s here)
 
 
 def test_cli_creates_an_analyst_from_stdin(app_db, monkeypatch, capsys):
