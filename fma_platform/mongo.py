@@ -1,7 +1,10 @@
 """The one MongoDB client factory of the platform, and the write patterns every job shares.
 
 * ``mongo_client`` / ``platform_db``: cached clients with server-selection, connect and
-  socket timeouts (a hung server fails a call instead of blocking it forever).
+  socket timeouts (``Settings.mongo_timeout_ms`` / ``mongo_socket_timeout_ms`` unless a
+  caller asks for shorter ones): a server that is down or hung fails a call with a
+  ``pymongo.errors.PyMongoError`` naming its address, instead of blocking it forever.
+  This is the only place a ``MongoClient`` is made (a test checks the tree for others).
 * ``upsert_by``: replace-or-insert documents on their natural key, in unordered batches
   (a rerun leaves the same state).
 * ``insert_once``: insert documents keyed by their natural ``_id``; ones already stored
@@ -23,16 +26,18 @@ from pymongo.errors import BulkWriteError
 from fma_platform.settings import Settings, get_settings
 
 DUPLICATE_KEY = 11000  # MongoDB's error code for a unique-index violation
-# A socket read may wait this long by default: long enough for a bulk write of a few
-# thousand 518-float documents on the embedded server, short enough to surface a hang.
-DEFAULT_SOCKET_TIMEOUT_MS = 120_000
 
 
-def mongo_client(settings: Settings | None = None, *, timeout_ms: int = 5000,
-                 socket_timeout_ms: int = DEFAULT_SOCKET_TIMEOUT_MS) -> MongoClient:
-    """A client for the configured server (cached per URL and timeouts)."""
+def mongo_client(settings: Settings | None = None, *, timeout_ms: int | None = None,
+                 socket_timeout_ms: int | None = None) -> MongoClient:
+    """A client for the configured server (cached per URL and timeouts).
+
+    ``timeout_ms`` bounds server selection and connecting, ``socket_timeout_ms`` one reply;
+    both default to the settings. Options in the URL cannot lift them: these win.
+    """
     settings = settings or get_settings()
-    return _client(settings.mongo_url, timeout_ms, socket_timeout_ms)
+    return _client(settings.mongo_url, timeout_ms or settings.mongo_timeout_ms,
+                   socket_timeout_ms or settings.mongo_socket_timeout_ms)
 
 
 @lru_cache(maxsize=8)
@@ -47,15 +52,15 @@ def _client(url: str, timeout_ms: int, socket_timeout_ms: int) -> MongoClient:
     )
 
 
-def platform_db(settings: Settings | None = None, *, timeout_ms: int = 5000) -> Database:
-    """The platform database named by the settings."""
+def platform_db(settings: Settings | None = None, *, timeout_ms: int | None = None) -> Database:
+    """The platform database named by the settings (timeouts as ``mongo_client``)."""
     settings = settings or get_settings()
     return mongo_client(settings, timeout_ms=timeout_ms)[settings.mongo_db]
 
 
 def ping(settings: Settings | None = None, *, timeout_ms: int = 2000) -> None:
-    """Raise ``pymongo.errors.PyMongoError`` unless the server answers a ping."""
-    mongo_client(settings, timeout_ms=timeout_ms).admin.command("ping")
+    """Raise ``pymongo.errors.PyMongoError`` unless the server answers a ping within ``timeout_ms``."""
+    mongo_client(settings, timeout_ms=timeout_ms, socket_timeout_ms=timeout_ms).admin.command("ping")
 
 
 # --- writes -------------------------------------------------------------------------------

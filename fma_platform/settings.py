@@ -38,6 +38,9 @@ ENV_PREFIX = "FMA_"
 ENV_FILE = PROJECT_ROOT / ".env"
 # Addresses that mean "every interface": a server can listen on them, no client can use them.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", "*"})
+# Shortest retention of raw listening events: training learns from every stored event, and
+# its users' histories span weeks (the simulator's default history is 28 days).
+MIN_LISTENING_EVENTS_RETENTION_DAYS = 30
 
 
 class SettingsError(PlatformError, ValueError):
@@ -85,12 +88,30 @@ class Settings(BaseSettings):
     mongo_port: int = 27018
     mongo_uri: str = ""  # empty: mongodb://{host}:{mongo_port}
     mongo_db: str = "fma"
+    # Timeouts of every MongoDB client (fma_platform.mongo, the one client factory): finding
+    # and connecting to a server, and waiting for one reply (long enough for a bulk write of
+    # a few thousand 518-float documents on the embedded server, short enough that a hung
+    # server fails the call instead of blocking it forever).
+    mongo_timeout_ms: int = Field(default=5_000, ge=1)
+    mongo_socket_timeout_ms: int = Field(default=120_000, ge=1)
+    # Retention (TTL indexes made by spark_jobs.streaming.sink.ensure_indexes; SecantusDB and
+    # MongoDB both expire documents within ~60 s of the deadline). 0 keeps documents forever.
+    # Windows count from when the platform stored a document (stream_metrics.batch_time,
+    # dead_letters.received_at, listening_events.stored_at), never from a client's clock.
+    # Training reads every stored listening event: this window is the longest history
+    # training can learn from, and at least 30 days are kept (fewer is refused).
+    retention_stream_metrics_days: int = Field(default=7, ge=0)
+    retention_dead_letters_days: int = Field(default=30, ge=0)
+    retention_listening_events_days: int = Field(default=365, ge=0)
 
     # Kafka (embedded: Tansu; production: Apache Kafka in KRaft mode).
     kafka_port: int = 19092
     kafka_bootstrap_servers: str = ""  # empty: {host}:{kafka_port}
     kafka_events_topic: str = "listening-events"
     kafka_events_partitions: int = 3
+    # Events the producer (fma_platform.producer) keeps on disk while Kafka is unreachable,
+    # in <state_dir>/outbox; beyond it the oldest are dropped and counted (~300 bytes each).
+    producer_outbox_max_events: int = Field(default=100_000, ge=1)
 
     # Spark.
     spark_master: str = "local[*]"
@@ -100,6 +121,11 @@ class Settings(BaseSettings):
     # be on the classpath), "python" (the project's Python data source) or "auto" (native
     # when the connector is on the classpath).
     spark_kafka_source: Literal["auto", "python", "native"] = "auto"
+    # Most Kafka records one streaming micro-batch reads (maxOffsetsPerTrigger of either
+    # source), so a backlog after an outage drains in bounded batches instead of landing on
+    # the driver at once (benchmarks/bench_stream_backlog.py measured the choice). 0: no
+    # bound (every available record in one batch).
+    stream_max_records_per_batch: int = Field(default=2_000, ge=0)
 
     # Airflow (embedded: standalone components on SQLite; production: Postgres).
     airflow_port: int = 8080
@@ -151,6 +177,16 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:
         return value if value.is_absolute() else (PROJECT_ROOT / value)
+
+    @field_validator("retention_listening_events_days", mode="after")
+    @classmethod
+    def _keeps_training_history(cls, value: int) -> int:
+        if 0 < value < MIN_LISTENING_EVENTS_RETENTION_DAYS:
+            raise ValueError(
+                f"{value} days would delete listening events training still learns from: keep at least "
+                f"{MIN_LISTENING_EVENTS_RETENTION_DAYS} days (or 0: forever)"
+            )
+        return value
 
     @field_validator("host", mode="after")
     @classmethod
