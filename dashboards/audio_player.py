@@ -2,8 +2,9 @@
 
 ``st.audio`` cannot tell Python what the listener does, so this small component plays
 the track's own file (read from ``audio_path`` on disk, sent as a data URL) and reports
-play, pause, progress (every ~10 s listened), complete (ended) and skip (its Next button
-before the end, with the position reached) as the state value ``log``.
+play (once per play), pause, progress (every ~10 s listened), complete (ended) and skip
+(its Next button before the end, with the position reached) as the state value ``log``.
+Nothing in that log is trusted: ``dashboards.report_guard`` checks every entry.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def audio_data_url(audio_path: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
 
 
-def audio_player(track: dict, *, token: int, autoplay: bool) -> list[dict]:
-    """Mount the player for ``track`` (this play's ``token``); return its report log."""
+def audio_player(track: dict, *, token: str, autoplay: bool) -> list:
+    """Mount the player for ``track`` (this play's ``token``); return its report log (unchecked)."""
     data = {
         "key": PLAYER_KEY, "token": token, "track_id": int(track["track_id"]),
         "title": f"{track.get('title', '')} — {track.get('artist_name', '')}",
@@ -57,4 +58,5 @@ def audio_player(track: dict, *, token: int, autoplay: bool) -> list[dict]:
         "progress_every_s": PROGRESS_EVERY_S,
     }
     result = _component()(key=PLAYER_KEY, data=data, default={"log": []}, on_log_change=lambda: None)
-    return list(result.get("log") or [])
+    entries = result.get("log")
+    return entries if isinstance(entries, list) else []

@@ -1,58 +1,99 @@
-"""Listener actions into contract events (``fma_platform.events``) sent by the shared producer.
+"""Player reports and listener actions, checked, into Kafka; what was refused, counted for analysts.
 
-The ``user_id`` always comes from the signed-in server-side ``User``; positions from the
-browser are clamped into the contract's bounds (a clip's length, not the catalogue's).
+``send_reports`` hands each new entry of the audio component's log to the session's
+``ReportGuard`` (``dashboards.report_guard``) and queues only the accepted events on the
+shared producer (which never blocks). The listener sees nothing of a refusal; analysts see
+the counts: ``record_rejections`` adds the guard's counts to ``rejected_reports``, one
+document per hour, session and reason (``_id`` = ``<hour>/<session_id>/<reason>``: hour,
+session_id, user_id, reason, count, last_at), which ``rejected_report_counts`` sums up.
+Per hour and session keeps it small (a session that is refused nothing writes nothing)
+while still naming who sent what.
 """
 
 from __future__ import annotations
 
-import math
+import logging
+from collections import Counter
+from datetime import datetime, timezone
 
-from dashboards.auth import User
-from fma_platform.events import (
-    DURATION_SLACK_S,
-    MAX_LISTENED_RATIO,
-    EventSource,
-    EventType,
-    ListeningEvent,
-    new_event,
-)
+from pymongo import UpdateOne
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from dashboards.player_state import PlayerQueue
+from dashboards.report_guard import TERMINAL_TYPES, Accepted, ReportGuard
+from fma_platform.events import EventType, ListeningEvent
 from fma_platform.producer import EventProducer
 
+log = logging.getLogger(__name__)
 
-def _finite(value: object) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return float(value)
-    return None
-
-
-def player_event(
-    user: User, *, session_id: str, track_id: int, kind: EventType | str, position_s: float,
-    listened_s: float = 0.0, duration_s: float | None = None,
-) -> ListeningEvent:
-    """A validated ``source="player"`` event of ``user``; raises ``InvalidEventError``."""
-    duration = _finite(duration_s) or None
-    position = _finite(position_s) or 0.0
-    listened = _finite(listened_s) or 0.0
-    if duration is not None:
-        position = min(position, duration + DURATION_SLACK_S)
-        listened = min(listened, MAX_LISTENED_RATIO * duration + DURATION_SLACK_S)
-    return new_event(
-        user_id=user.user_id, track_id=int(track_id), type=EventType(kind), position_s=round(position, 3),
-        listened_s=round(listened, 3), track_duration_s=duration, session_id=session_id,
-        source=EventSource.PLAYER,
-    )
-
-
-def event_from_report(user: User, session_id: str, report: dict) -> ListeningEvent:
-    """The event of one audio-player report (see ``dashboards.player_state``)."""
-    return player_event(
-        user, session_id=session_id, track_id=report["track_id"], kind=report["type"],
-        position_s=report["position"], listened_s=report.get("listened") or 0.0,
-        duration_s=report.get("duration"),
-    )
+# Meant for fma_platform.contracts.Collection (REJECTED_REPORTS); a constant here meanwhile.
+REJECTED_REPORTS = "rejected_reports"
 
 
 def emit(producer: EventProducer, event: ListeningEvent) -> None:
     """Queue ``event`` for Kafka; returns at once (the producer buffers while Kafka is down)."""
     producer.send(event)
+
+
+def send_reports(guard: ReportGuard, queue: PlayerQueue, report_log: object, producer: EventProducer, *,
+                 now: float) -> bool:
+    """Send the events of the log's new, accepted reports; True when one ended the current play."""
+    ended = False
+    for report in queue.unseen_reports(report_log):
+        verdict = guard.check(report, play=queue.play, now=now)
+        if isinstance(verdict, Accepted):
+            emit(producer, verdict.event)
+            ended = ended or verdict.event.type in TERMINAL_TYPES
+    return ended
+
+
+def send_action(guard: ReportGuard, queue: PlayerQueue, kind: EventType, producer: EventProducer, *,
+                now: float) -> bool:
+    """Send a like or dislike of the playing track; False when the guard refused it."""
+    verdict = guard.check_action(kind, play=queue.play, now=now)
+    if isinstance(verdict, Accepted):
+        emit(producer, verdict.event)
+        return True
+    return False
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def record_rejections(db: Database, guard: ReportGuard, *, now: float) -> Counter:
+    """Add the guard's rejections since the last call to ``rejected_reports``; returns them.
+
+    When MongoDB fails the counts go back to the guard (stored on a later call) and the
+    error is logged: the listener's page goes on.
+    """
+    counts = guard.take_unrecorded()
+    if not counts:
+        return counts
+    at = datetime.fromtimestamp(now, timezone.utc)
+    hour = _hour(at)
+    writes = [
+        UpdateOne({"_id": f"{hour:%Y-%m-%dT%H}/{guard.session_id}/{reason}"},
+                  {"$inc": {"count": count}, "$set": {"last_at": at},
+                   "$setOnInsert": {"hour": hour, "session_id": guard.session_id, "user_id": guard.user_id,
+                                    "reason": reason}},
+                  upsert=True)
+        for reason, count in sorted(counts.items())
+    ]
+    try:
+        db[REJECTED_REPORTS].bulk_write(writes, ordered=False)
+    except PyMongoError as exc:
+        guard.unrecorded.update(counts)
+        log.warning("%d rejected player reports not stored yet: %s", sum(counts.values()), type(exc).__name__)
+        return Counter()
+    return counts
+
+
+def rejected_report_counts(db: Database, *, since: datetime) -> dict[str, int]:
+    """Rejected player reports per reason, of every session, from the hour of ``since`` on."""
+    rows = db[REJECTED_REPORTS].aggregate([
+        {"$match": {"hour": {"$gte": _hour(since)}}},
+        {"$group": {"_id": "$reason", "count": {"$sum": "$count"}}},
+    ])
+    return {row["_id"]: int(row["count"]) for row in rows}

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
 
     # Streamlit.
     streamlit_port: int = 8501
+    # Player reports (dashboards.report_guard): each session may turn at most a burst of
+    # reports and actions into events, refilled at a steady rate (a token bucket); listened
+    # seconds may run this far ahead of the server's clock since the play started.
+    player_event_burst: int = Field(default=20, ge=1)
+    player_events_per_second: float = Field(default=1.0, gt=0)
+    player_clock_slack_s: float = Field(default=2.0, ge=0)
     # Login abuse limits of the app (dashboards/throttle.py). Failed logins are counted per
     # username and per client over the last LOGIN_WINDOW_S; past the free failures each
     # further attempt must wait BACKOFF_BASE_S * 2^(failures - free) (at most BACKOFF_MAX_S)

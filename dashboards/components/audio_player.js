@@ -5,6 +5,9 @@
 // the same <audio> element (playback continues) instead of creating a new one.
 // Reports go out as the state value `log`: the last LOG_SIZE reports, each with a unique
 // id, so Python handles every report exactly once even if several arrive between reruns.
+// A play (one server token) reports `play` once (a resume is not a new play) and nothing
+// after its `complete` or `skip`; the server checks every report anyway and takes the
+// track's duration from its catalogue, so none is sent.
 const LOG_SIZE = 30;
 const MAX_TICK_S = 1.5; // a larger jump of currentTime is a seek, not listening
 
@@ -29,6 +32,8 @@ function createPlayer() {
     status: container.querySelector(".fma-status"),
     log: [],
     current: null, // {token, track_id}
+    started: false, // this play's `play` was reported
+    finished: false, // this play's `complete` or `skip` was reported
     listened: 0,
     lastTime: 0,
     lastProgressAt: 0,
@@ -40,11 +45,15 @@ function createPlayer() {
 }
 
 function report(player, type) {
-  if (!player.current || !player.setStateValue) return;
-  const duration = Number.isFinite(player.audio.duration) ? player.audio.duration : null;
+  if (!player.current || !player.setStateValue || player.finished) return;
+  if (type === "play") {
+    if (player.started) return;
+    player.started = true;
+  }
+  if (type === "complete" || type === "skip") player.finished = true;
   player.log = player.log.concat([{
     id: newId(), type, token: player.current.token, track_id: player.current.track_id,
-    position: player.audio.currentTime || 0, listened: player.listened, duration,
+    position: player.audio.currentTime || 0, listened: player.listened,
   }]).slice(-LOG_SIZE);
   player.status.textContent = `${type} at ${(player.audio.currentTime || 0).toFixed(1)} s`;
   player.setStateValue("log", player.log);
@@ -78,6 +87,8 @@ function load(player, data) {
   player.progressEvery = data.progress_every_s || 10;
   if (player.current && player.current.token === data.token) return; // same play: keep going
   player.current = { token: data.token, track_id: data.track_id };
+  player.started = false;
+  player.finished = false;
   player.listened = 0;
   player.lastTime = 0;
   player.lastProgressAt = 0;

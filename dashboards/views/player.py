@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from audio_features.fma_schema import TOP_LEVEL_GENRES
@@ -9,17 +11,20 @@ from dashboards.audio_player import AudioUnavailableError, audio_player
 from dashboards.auth import Role, User
 from dashboards.data import search_catalogue, similar_to, up_next
 from dashboards.views.common import attribution, database_section, literal, service_banners
-from dashboards.playback import emit, event_from_report, player_event
+from dashboards.playback import record_rejections, send_action, send_reports
 from dashboards.player_state import PlayerQueue
-from dashboards.services import database, event_producer
+from dashboards.report_guard import GuardLimits, ReportGuard
+from dashboards.services import database, event_producer, mongo_health
 from dashboards.session import player_queue, require_role, session_id
-from fma_platform.events import EventType, InvalidEventError
+from fma_platform.events import EventType
+from fma_platform.settings import get_settings
 
 SOURCE_LABELS = {
     "realtime": "live, from what you just played",
     "batch": "from your listening profile",
     "popular": "popular picks in your genres (no personal recommendations yet)",
 }
+GUARD_KEY = "player_report_guard"
 
 
 def player_page() -> None:
@@ -57,26 +62,34 @@ def _now_playing(user: User, queue: PlayerQueue) -> None:
         _send_action(user, queue, EventType.DISLIKE)
 
 
-def _handle_reports(user: User, queue: PlayerQueue, log: list[dict]) -> None:
-    """Each new player report becomes one event; a complete or skip moves the queue on."""
-    producer, sid, move_on = event_producer(), session_id(), False
-    for report in queue.unseen_reports(log):
-        queue.note_position(report)
-        try:
-            emit(producer, event_from_report(user, sid, report))
-        except InvalidEventError as exc:
-            st.warning(f"A {report['type']} event was not recorded: {exc.reason}")
-        move_on = move_on or queue.ends_current(report)
-    if move_on:
+def _report_guard(user: User) -> ReportGuard:
+    """This session's guard; a new one for another user or session id, keeping the rate bucket."""
+    guard, sid = st.session_state.get(GUARD_KEY), session_id()
+    if guard is None or (guard.user_id, guard.session_id) != (user.user_id, sid):
+        guard = ReportGuard(user_id=user.user_id, session_id=sid, limits=GuardLimits.from_settings(get_settings()),
+                            bucket=guard.bucket if guard else None)
+        st.session_state[GUARD_KEY] = guard
+    return guard
+
+
+def _handle_reports(user: User, queue: PlayerQueue, log: list) -> None:
+    """New player reports, checked, become events; a complete or skip moves the queue on.
+
+    A refused report changes nothing the listener sees; its reason is counted for analysts.
+    """
+    guard = _report_guard(user)
+    ended = send_reports(guard, queue, log, event_producer(), now=time.time())
+    if guard.unrecorded and mongo_health().up:
+        record_rejections(database(), guard, now=time.time())
+    if ended:
         queue.advance()
         st.rerun()
 
 
 def _send_action(user: User, queue: PlayerQueue, kind: EventType) -> None:
-    event = player_event(user, session_id=session_id(), track_id=queue.current["track_id"], kind=kind,
-                         position_s=queue.last_position)
-    emit(event_producer(), event)
-    st.toast(f"{'Liked' if kind == EventType.LIKE else 'Disliked'}: {literal(queue.current.get('title') or 'Untitled')}")
+    if send_action(_report_guard(user), queue, kind, event_producer(), now=time.time()):
+        st.toast(f"{'Liked' if kind == EventType.LIKE else 'Disliked'}: "
+                 f"{literal(queue.current.get('title') or 'Untitled')}")
 
 
 def _track_row(track: dict, queue: PlayerQueue, *, prefix: str, reason: str | None = None) -> None:

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from dashboards.auth import Role, create_user
 from dashboards.data import RecommendationSource, current_recommendations, up_next
-from dashboards.playback import event_from_report
+from dashboards.audio_player import PLAYER_KEY
+from dashboards.playback import rejected_report_counts
 from dashboards.player_state import PlayerQueue
+from dashboards.report_guard import GuardLimits, ReportGuard
 from dashboards.services import event_producer
+from dashboards.views.player import GUARD_KEY
 from fma_platform.contracts import Collection
 from fma_platform.events import decode_event
+from fma_platform.settings import get_settings
 from tests.dashboards.conftest import PASSWORD, page_test, texts
 from tests.kafka_helpers import consume_all
+
+T0 = 1_700_000_000.0  # a fixed server clock for the checks that are given their time
 
 
 def test_search_finds_seeded_tracks_with_attribution(catalogue, listener):
@@ -93,38 +105,126 @@ def test_radio_queues_similar_tracks(catalogue, listener, app_db):
 
 def test_player_reports_become_events_once_and_skip_moves_on(catalogue, listener):
     queue = PlayerQueue()
-    queue.play_now(catalogue[2])
+    queue.play_now(catalogue[2], now=T0)
     queue.enqueue([catalogue[3]])
+    guard = ReportGuard(user_id=listener.user_id, session_id="s_1", limits=GuardLimits.from_settings(get_settings()))
+    first = queue.token
     log = [
-        {"id": "a", "token": 1, "track_id": 2, "type": "play", "position": 0.0, "listened": 0, "duration": 30.0},
-        {"id": "b", "token": 1, "track_id": 2, "type": "progress", "position": 10.2, "listened": 10.1,
-         "duration": 30.0},
-        {"id": "c", "token": 1, "track_id": 2, "type": "skip", "position": 12.5, "listened": 12.4, "duration": 30.0},
+        {"id": "a", "token": first, "track_id": 2, "type": "play", "position": 0.0, "listened": 0},
+        {"id": "b", "token": first, "track_id": 2, "type": "progress", "position": 10.2, "listened": 10.1},
+        {"id": "c", "token": first, "track_id": 2, "type": "skip", "position": 12.5, "listened": 12.4},
         {"id": "junk"},
     ]
     fresh = queue.unseen_reports(log)
-    assert [r["id"] for r in fresh] == ["a", "b", "c"]
+    assert [r["id"] for r in fresh] == ["a", "b", "c", "junk"]
     assert queue.unseen_reports(log) == []  # the same log again: nothing new
-    skip = event_from_report(listener, "s_1", fresh[-1])
+    verdicts = [guard.check(report, play=queue.play, now=T0 + 13) for report in fresh]
+    skip = verdicts[2].event
     assert (skip.type.value, skip.position_s, skip.user_id, skip.source.value) == ("skip", 12.5, listener.user_id,
                                                                                   "player")
-    assert queue.ends_current(fresh[-1])
-    assert queue.advance()["track_id"] == 3 and queue.token == 2
+    assert verdicts[3].reason == "malformed" and guard.accepted == 3
+    assert queue.advance(now=T0 + 13)["track_id"] == 3 and queue.token not in (None, first)
     # A late report of the previous play does not skip the new track.
-    assert not queue.ends_current(fresh[-1])
+    late = guard.check({**log[2], "id": "d"}, play=queue.play, now=T0 + 14)
+    assert late.reason == "stale_token"
+
+
+def _queue(at):
+    return at.session_state["player_queue"]
+
+
+def _inject(at, *reports) -> None:
+    """The audio component's log as the browser would set it (AppTest runs no JavaScript)."""
+    at.session_state[PLAYER_KEY] = {"log": list(reports)}
+
+
+def _reported(at, kind: str, position: float, listened: float, **changes) -> dict:
+    queue = _queue(at)
+    return {"id": uuid.uuid4().hex, "token": queue.token, "track_id": queue.current["track_id"], "type": kind,
+            "position": position, "listened": listened, **changes}
+
+
+def _player_sending_to(topic: str, listener, app_env, app_db, *, session_id: str):
+    """The player page of ``listener``, run once, its events going to ``topic``."""
+    app_env(mongo_db=app_db.name, kafka_events_topic=topic)
+    at = page_test("player", listener)
+    at.session_state["player_session_id"] = session_id
+    return at.run()
+
+
+def _sent_events(kafka_broker, topic: str, expected: int) -> list:
+    """The events the app's producer delivered to ``topic``, oldest first."""
+    assert event_producer().flush(timeout=15), event_producer().status()
+    return sorted((decode_event(r.value) for r in consume_all(kafka_broker, topic, expected)), key=lambda e: e.client_ts)
+
+
+def _started_ago(at, seconds: float) -> None:
+    """Pretend the current play started ``seconds`` ago (its reports may then claim that much)."""
+    queue = _queue(at)
+    queue.play = replace(queue.play, started_at=time.time() - seconds)
+
+
+@pytest.mark.slow
+def test_legitimate_playback_sends_the_events_it_always_did(catalogue, listener, app_env, app_db, unique_topic,
+                                                            kafka_broker):
+    """play -> progress -> complete; play -> skip at 5 s; like: exactly these events, nothing refused."""
+    at = _player_sending_to(unique_topic, listener, app_env, app_db, session_id="s_legit")
+    at.button(key="search_queue_10").click().run()
+    at.button(key="search_play_2").click().run()
+    _started_ago(at, 40)
+    play = _reported(at, "play", 0.0, 0.0)
+    _inject(at, play)
+    at.run()
+    progress = _reported(at, "progress", 10.2, 10.1)
+    _inject(at, play, progress)
+    at.run()
+    _inject(at, play, progress, _reported(at, "complete", 30.0, 30.0))
+    at.run()  # the complete moves on to the queued track 10
+    assert _queue(at).current["track_id"] == 10
+    _started_ago(at, 6)
+    _inject(at, _reported(at, "play", 0.0, 0.0), _reported(at, "skip", 5.0, 5.0))
+    at.run()
+    at.button(key="search_play_10").click().run()  # back to track 10 to like it
+    at.button(key="like_button").click().run()
+    assert not at.exception
+    events = _sent_events(kafka_broker, unique_topic, 6)
+    assert [(e.track_id, e.type.value, e.position_s, e.listened_s) for e in events] == [
+        (2, "play", 0.0, 0.0), (2, "progress", 10.2, 10.1), (2, "complete", 30.0, 30.0),
+        (10, "play", 0.0, 0.0), (10, "skip", 5.0, 5.0), (10, "like", 0.0, 0.0)]
+    assert {(e.user_id, e.session_id, e.source.value) for e in events} == {(listener.user_id, "s_legit", "player")}
+    assert at.session_state[GUARD_KEY].rejected == Counter()
+
+
+@pytest.mark.slow
+def test_the_player_page_sends_only_checked_reports(catalogue, listener, app_env, app_db, unique_topic,
+                                                   kafka_broker):
+    """Forged and replayed reports through the page: nothing shown, nothing sent, counted by reason."""
+    at = _player_sending_to(unique_topic, listener, app_env, app_db, session_id="s_attack")
+    at.button(key="search_play_2").click().run()
+    before = texts(at)
+    play = _reported(at, "play", 0.0, 0.0)
+    complete = _reported(at, "complete", 30.0, 30.0)  # 30 s listened a moment after the start
+    forged = [_reported(at, "complete", 30.0, 1.0, track_id=5), _reported(at, "complete", 30.0, 1.0, token="1"),
+              _reported(at, "progress", -2.0, 0.0), _reported(at, "progress", 5000.0, 1.0, duration=6000.0),
+              {**play, "id": uuid.uuid4().hex}, complete]
+    _inject(at, play, *forged)
+    at.run()
+    assert not at.exception and texts(at) == before  # the listener sees nothing happen
+    assert _queue(at).current["track_id"] == 2  # the forged complete did not move on
+    events = _sent_events(kafka_broker, unique_topic, 1)
+    assert [(e.track_id, e.type.value) for e in events] == [(2, "play")]
+    expected = {"wrong_track": 1, "unknown_token": 1, "invalid_event": 2, "replay": 1, "listened_too_fast": 1}
+    assert at.session_state[GUARD_KEY].rejected == Counter(expected)
+    assert rejected_report_counts(app_db, since=datetime.now(timezone.utc) - timedelta(hours=1)) == expected
 
 
 @pytest.mark.slow
 def test_like_sends_an_event_with_the_sessions_user_id(catalogue, listener, app_env, app_db, unique_topic,
                                                        kafka_broker):
-    app_env(mongo_db=app_db.name, kafka_events_topic=unique_topic)
-    at = page_test("player", listener)
-    at.session_state["player_session_id"] = "s_test"
-    at.run()
+    at = _player_sending_to(unique_topic, listener, app_env, app_db, session_id="s_test")
     at.button(key="search_play_10").click().run()
     at.button(key="like_button").click().run()
     assert not at.exception
-    assert event_producer().flush(timeout=15), event_producer().status()
-    events = [decode_event(record.value) for record in consume_all(kafka_broker, unique_topic, 1)]
+    events = _sent_events(kafka_broker, unique_topic, 1)
     assert [(e.type.value, e.user_id, e.track_id, e.session_id, e.source.value) for e in events] == [
         ("like", listener.user_id, 10, "s_test", "player")]
