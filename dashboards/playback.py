@@ -22,13 +22,13 @@ from pymongo.errors import PyMongoError
 
 from dashboards.player_state import PlayerQueue
 from dashboards.report_guard import TERMINAL_TYPES, Accepted, ReportGuard
+from fma_platform.contracts import Collection
 from fma_platform.events import EventType, ListeningEvent
 from fma_platform.producer import EventProducer
 
 log = logging.getLogger(__name__)
 
-# Meant for fma_platform.contracts.Collection (REJECTED_REPORTS); a constant here meanwhile.
-REJECTED_REPORTS = "rejected_reports"
+REJECTED_REPORTS = Collection.REJECTED_REPORTS
 
 
 def emit(producer: EventProducer, event: ListeningEvent) -> None:

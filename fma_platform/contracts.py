@@ -25,6 +25,8 @@ Document shapes (the fields each writer guarantees; readers may rely on them):
   password_hash, genres [top-level genre ids], created_at.
 ``login_attempts``: kind ("login" | "signup"), username_key, client_key (SHA-256 hex), at,
   expires_at (TTL); written by ``dashboards.throttle``.
+``rejected_reports`` (by ``_id`` "<hour>/<session_id>/<reason>"): hour, session_id, user_id,
+  reason, count, last_at; player reports the server refused (``dashboards.playback``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Collection(StrEnum):
     TRENDING = "trending"
     USERS = "users"
     LOGIN_ATTEMPTS = "login_attempts"
+    REJECTED_REPORTS = "rejected_reports"
     SIMULATED_LISTENERS = "simulated_listeners"
 
 
