@@ -31,8 +31,10 @@ status: setup
 test: test-setup compose-check lint-imports
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+# The venv and tools, then the real-music corpus of the recorded_music tests (built once per user).
 test-setup:
 	@BROWSER_TESTS=$${BROWSER_TESTS:-1} bash infra/bootstrap.sh
+	@$(PY) -m fma_sample recorded
 
 compose-check: setup
 	@$(COMPOSE) -f docker-compose.yaml --env-file infra/compose.env.example config -q

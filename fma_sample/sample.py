@@ -150,10 +150,13 @@ def plan_sample(audio_dir: Path, *, n_tracks: int, seed: int) -> SamplePlan:
 # --------------------------------------------------------------------------- audio files
 
 
-def encode_mp3(audio: np.ndarray, bit_rate: int) -> bytes:
-    """Constant-bit-rate MP3 bytes at 44.1 kHz (libsndfile's LAME encoder, deterministic)."""
+def encode_mp3(audio: np.ndarray, bit_rate: int, *, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Constant-bit-rate MP3 bytes (libsndfile's LAME encoder, deterministic).
+
+    ``audio`` is mono ``(n,)`` or ``(n, channels)``; ``bit_rate`` a key of :data:`COMPRESSION_LEVELS`.
+    """
     buffer = io.BytesIO()
-    sf.write(buffer, audio, SAMPLE_RATE, format="MP3", compression_level=COMPRESSION_LEVELS[bit_rate],
+    sf.write(buffer, audio, sample_rate, format="MP3", compression_level=COMPRESSION_LEVELS[bit_rate],
              bitrate_mode="CONSTANT")
     return buffer.getvalue()
 

@@ -269,11 +269,15 @@ def build_tracks(n_tracks: int, seed: int) -> pd.DataFrame:
         for t in album_rows:
             t[("artist", "favorites")] = artist_favorites
         rows.extend(album_rows)
-    return _tracks_frame(rows)
+    return tracks_frame(rows)
 
 
-def _tracks_frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows -> DataFrame with FMA's two-level columns in FMA's order."""
+def tracks_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows (``{(group, column): value}`` plus ``("track_id", "")``) -> FMA's tracks table.
+
+    Index ``track_id``, FMA's two-level columns in FMA's order (a ``_created`` helper key is
+    dropped). The recorded corpus (:mod:`fma_sample.recorded`) builds its table here too.
+    """
     frame = pd.DataFrame([{k: v for k, v in row.items() if k != "_created"} for row in rows])
     frame = frame.set_index(("track_id", "")).sort_index()
     frame.index.name = "track_id"

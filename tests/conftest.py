@@ -99,6 +99,19 @@ def airflow_db(settings):
     return settings.airflow_home / "airflow.db"
 
 
+@pytest.fixture(scope="session")
+def recorded_corpus(settings):
+    """The real-music corpus from Debian packages (``fma_sample.recorded``): built once per user.
+
+    ``make test`` builds it before the tests; here it is only located (or built, when run
+    without make). Returns a ``RecordedCorpus``: ``out_dir``, ``tracks_csv``, ``genres_csv``,
+    ``audio_dir``, ``manifest``, ``clip_ids``, ``planted``, ``expected_failures``.
+    """
+    from fma_sample.recorded import ensure_recorded_corpus
+
+    return ensure_recorded_corpus(settings.recorded_corpus_dir, progress=False)
+
+
 @pytest.fixture()
 def unique_topic(kafka_broker):
     """Create and name a fresh topic with 3 partitions for one test."""
