@@ -1,8 +1,15 @@
 """``python -m audio_features extract``: FMA's features for the tracks of a tracks.csv.
 
 Exit codes: 0 when the command finished (extraction may have recorded failures in
-``failures.csv``); 2 when it could not run (bad arguments, unreadable metadata), with
-a one-line reason on stderr.
+``failures.csv``); 2 when it could not run (bad arguments, unreadable metadata, workers
+that cannot start), with a one-line reason on stderr.
+
+A run's fixed cost (what it pays whatever its number of tracks) is kept small, since the
+ETL runs this command once per chunk: this module imports nothing heavy at the top;
+numba's JIT cache defaults to the per-user ``Settings().numba_cache_dir`` (set before
+numba is imported), so only the first run on a machine compiles; and the extraction
+workers are started before the metadata is read, so their warm-up (librosa's imports and
+JIT cache) overlaps this process's own (pandas, tracks.csv).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from audio_features.errors import AudioFeaturesError
 
 EXIT_OK = 0
 EXIT_CANNOT_RUN = 2
+TRACK_DURATION_COLUMN = ("track", "duration")
 
 
 class CannotRun(AudioFeaturesError):
@@ -23,6 +31,8 @@ class CannotRun(AudioFeaturesError):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from audio_features.extract import MAX_DECODED_SECONDS, MAX_FILE_BYTES, TRACK_TIMEOUT_SECONDS
+
     parser = argparse.ArgumentParser(
         prog="python -m audio_features",
         description="FMA-compatible audio features for the music recommendation platform.",
@@ -36,21 +46,33 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
     extract.add_argument("--chunk-size", type=_positive_int, default=500, help="tracks per chunk (default 500)")
     extract.add_argument("--track-ids", type=int, nargs="+", metavar="ID", help="only these tracks (default: all)")
+    extract.add_argument("--track-timeout", type=_positive_float, default=TRACK_TIMEOUT_SECONDS, metavar="SECONDS",
+                         help=f"wall-clock limit per track; past it the track fails as 'timeout' and its "
+                              f"worker is replaced (default {TRACK_TIMEOUT_SECONDS:g})")
+    extract.add_argument("--max-file-mb", type=_positive_float, default=MAX_FILE_BYTES / 2**20, metavar="MB",
+                         help=f"larger files fail as 'file_too_large' unread (default {MAX_FILE_BYTES / 2**20:g})")
+    extract.add_argument("--max-seconds", type=_positive_float, default=MAX_DECODED_SECONDS, metavar="SECONDS",
+                         help=f"clips decoding to more fail as 'too_long' (default {MAX_DECODED_SECONDS:g})")
     extract.set_defaults(run=run_extract)
     return parser
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from audio_features.extract import extract_tracks
+    from audio_features.extract import ExtractionLimits, ExtractorPool, extract_tracks
 
     if not args.audio_dir.is_dir():
         raise CannotRun(f"audio dir not found: {args.audio_dir}")
-    track_durations = read_track_durations(args.tracks)
-    track_ids = args.track_ids if args.track_ids else sorted(track_durations)
-    results = extract_tracks(
-        track_ids, audio_dir=args.audio_dir, out_dir=args.out, workers=args.workers,
-        chunk_size=args.chunk_size, track_durations=track_durations,
-    )
+    if not args.tracks.is_file():
+        raise CannotRun(f"cannot read tracks metadata {args.tracks}: no such file")
+    limits = ExtractionLimits(track_timeout_s=args.track_timeout, max_file_bytes=int(args.max_file_mb * 2**20),
+                              max_seconds=args.max_seconds)
+    with ExtractorPool(args.workers, limits=limits) as pool:  # warms up while the metadata is read
+        track_durations = read_track_durations(args.tracks)
+        track_ids = args.track_ids if args.track_ids else sorted(track_durations)
+        results = extract_tracks(
+            track_ids, audio_dir=args.audio_dir, out_dir=args.out, chunk_size=args.chunk_size,
+            track_durations=track_durations, pool=pool,
+        )
     n_ok = sum(r.n_extracted for r in results)
     n_failed = sum(r.n_failed for r in results)
     n_skipped = sum(r.skipped for r in results)
@@ -62,35 +84,73 @@ def run_extract(args: argparse.Namespace) -> int:
 
 
 def read_track_durations(tracks_csv: Path) -> dict[int, float]:
-    """``{track_id: track.duration}`` (NaN when absent) from FMA's tracks.csv."""
+    """``{track_id: track.duration}`` (NaN when absent) from FMA's tracks.csv.
+
+    Reads only the id and duration columns: fma_large's tracks.csv has 106,574 rows of
+    52 columns (free text included), and every chunk of an ETL run reads it.
+    """
+    import csv
+
     import pandas as pd
 
     try:
-        tracks = pd.read_csv(tracks_csv, index_col=0, header=[0, 1])
+        with open(tracks_csv, newline="", encoding="utf-8") as file:
+            rows = csv.reader(file)
+            header = list(zip(next(rows), next(rows)))
+            names_row = next(rows, [])  # pandas' index-name line: "track_id,,,..."
+    except (OSError, UnicodeDecodeError, csv.Error, StopIteration) as exc:
+        raise CannotRun(f"cannot read tracks metadata {tracks_csv}: {exc or 'no two-line header'}") from exc
+    has_names_row = bool(names_row) and not any(names_row[1:])
+    columns = [0, header.index(TRACK_DURATION_COLUMN)] if TRACK_DURATION_COLUMN in header else [0]
+    try:
+        table = pd.read_csv(tracks_csv, header=None, skiprows=3 if has_names_row else 2, usecols=columns,
+                            dtype={0: str}, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise CannotRun(f"cannot read tracks metadata {tracks_csv}: {exc}") from exc
-    try:
-        ids = tracks.index.astype("int64")
-    except (TypeError, ValueError) as exc:
-        raise CannotRun(f"tracks metadata {tracks_csv} has non-integer track ids") from exc
-    if ("track", "duration") in tracks.columns:
-        durations = pd.to_numeric(tracks["track", "duration"], errors="coerce").to_numpy()
+    ids = pd.to_numeric(table[0], errors="coerce")
+    if ids.isna().any() or (ids != ids.round()).any():
+        raise CannotRun(f"tracks metadata {tracks_csv} has non-integer track ids")
+    if len(columns) == 2:
+        durations = pd.to_numeric(table[columns[1]], errors="coerce").to_numpy(dtype=float)
     else:
         durations = [float("nan")] * len(ids)
-    return dict(zip(ids.tolist(), map(float, durations)))
+    return dict(zip(ids.astype("int64").tolist(), map(float, durations)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        use_platform_numba_cache()
         return args.run(args)
-    except CannotRun as exc:
+    except AudioFeaturesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
+
+
+def use_platform_numba_cache() -> Path:
+    """Point numba (in this process and the workers) at the per-user JIT cache unless
+    ``NUMBA_CACHE_DIR`` is set; bad ``FMA_*`` settings are a reason not to run."""
+    from audio_features.extract import default_numba_cache_dir
+    from fma_platform.settings import SettingsError
+
+    try:
+        return default_numba_cache_dir()
+    except SettingsError as exc:
+        raise CannotRun(str(exc).splitlines()[0]) from exc
 
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value

@@ -81,6 +81,14 @@ REASON_NO_AUDIO = "no_audio"
 REASON_TOO_SHORT = "too_short"
 REASON_TRUNCATED = "truncated"
 REASON_SILENT = "silent"
+REASON_FILE_TOO_LARGE = "file_too_large"
+REASON_TOO_LONG = "too_long"
+REASON_UNSUPPORTED_AUDIO = "unsupported_audio"
+
+# What any clip may have, whatever the caps: past these a few seconds of decoded audio
+# already take hundreds of MB (a 1 kB WAV header can claim any rate and channel count).
+MAX_SAMPLE_RATE = 192_000
+MAX_CHANNELS = 8
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,8 @@ def extract_features(
     min_expected_fraction: float = 0.5,
     allow_silence: bool = False,
     tempo: bool = True,
+    max_bytes: int | None = None,
+    max_seconds: float | None = None,
 ) -> TrackFeatures:
     """Decode one clip and compute its FMA features and extras.
 
@@ -129,12 +139,14 @@ def extract_features(
         True its (finite, mostly constant) features are returned.
     tempo : bool
         Estimate ``tempo_bpm`` (NaN when False: FMA's 518 features only).
+    max_bytes, max_seconds : int, float or None
+        Caps on the file's size and on decoded duration (see ``load_audio``); None: none.
 
     Returns
     -------
     TrackFeatures
     """
-    y, sr = load_audio(path)
+    y, sr = load_audio(path, max_bytes=max_bytes, max_seconds=max_seconds)
     duration = y.shape[-1] / sr
     if duration < min_seconds:
         raise UnusableClipError(
@@ -149,27 +161,44 @@ def extract_features(
     return compute_features(y, sr=sr, tempo=tempo)
 
 
-def load_audio(path: Path | str) -> tuple[np.ndarray, int]:
+def load_audio(
+    path: Path | str, *, max_bytes: int | None = None, max_seconds: float | None = None,
+) -> tuple[np.ndarray, int]:
     """Decode ``path`` to mono float32 at its own rate, as ``librosa.load(sr=None)`` does.
 
     Raises ``UnusableClipError`` (missing, empty, not audio, corrupt, no samples)
-    instead of librosa's fallback to audioread.
+    instead of librosa's fallback to audioread. With caps, a file over ``max_bytes``
+    is refused before it is opened (``file_too_large``) and at most ``max_seconds``
+    of audio (plus one frame) is decoded: more is ``too_long``. The header's frame
+    count is never trusted, so a file that hides its length still cannot make the
+    decoder allocate more than the cap.
     """
     path = Path(path)
     if not path.is_file():
         raise UnusableClipError(REASON_MISSING_FILE, str(path))
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise UnusableClipError(REASON_EMPTY_FILE, str(path))
+    if max_bytes is not None and size > max_bytes:
+        raise UnusableClipError(REASON_FILE_TOO_LARGE, f"{size:,} bytes, limit {max_bytes:,}: {path}")
     try:
         audio = sf.SoundFile(path)
     except (sf.SoundFileError, RuntimeError) as exc:  # no decoder recognises the header
         raise UnusableClipError(REASON_NOT_AUDIO, str(exc)) from exc
-    try:
-        with audio:
-            sr = audio.samplerate
-            y = audio.read(dtype=np.float32, always_2d=False).T
-    except (sf.SoundFileError, RuntimeError, ValueError) as exc:  # opened, then failed
-        raise UnusableClipError(REASON_CORRUPT_AUDIO, str(exc)) from exc
+    with audio:
+        sr, header_frames = audio.samplerate, audio.frames
+        _check_format(sr, audio.channels)
+        max_frames = -1 if max_seconds is None else int(max_seconds * sr) + 1
+        try:
+            y = audio.read(frames=max_frames, dtype=np.float32, always_2d=False).T
+        except (sf.SoundFileError, RuntimeError, ValueError) as exc:  # opened, then failed
+            raise UnusableClipError(REASON_CORRUPT_AUDIO, str(exc)) from exc
+    if max_seconds is not None and y.shape[-1] >= max_frames:
+        raise UnusableClipError(
+            REASON_TOO_LONG,
+            f"more than {max_seconds:g} s decoded, limit {max_seconds:g} s "
+            f"(header says {header_frames / sr:.1f} s): {path}",
+        )
     if y.ndim > 1:
         y = _mix_to_mono(y)
     if y.size == 0:
@@ -177,6 +206,13 @@ def load_audio(path: Path | str) -> tuple[np.ndarray, int]:
     if not np.all(np.isfinite(y)):
         raise UnusableClipError(REASON_CORRUPT_AUDIO, "non-finite samples decoded")
     return y, int(sr)
+
+
+def _check_format(sr: int, channels: int) -> None:
+    if not 0 < sr <= MAX_SAMPLE_RATE:
+        raise UnusableClipError(REASON_UNSUPPORTED_AUDIO, f"sample rate {sr} Hz, limit {MAX_SAMPLE_RATE}")
+    if not 0 < channels <= MAX_CHANNELS:
+        raise UnusableClipError(REASON_UNSUPPORTED_AUDIO, f"{channels} channels, limit {MAX_CHANNELS}")
 
 
 def _mix_to_mono(channels: np.ndarray) -> np.ndarray:

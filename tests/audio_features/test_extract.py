@@ -1,12 +1,15 @@
-"""The chunked runner: outputs in FMA's format, one failure record per bad file, resume.
+"""The chunked runner: outputs in FMA's format, one failure record per bad file, resume,
+and the limits that keep one hostile file from stalling a chunk (timeout, caps).
 
 Clips are 2 s and pools few: the cost of these tests is process start-up and warm-up,
-not extraction.
+not extraction. Workers use the per-user numba cache (``Settings().numba_cache_dir``)
+unless ``NUMBA_CACHE_DIR`` says otherwise, as every run does.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +37,6 @@ BAD = {
     24: "silent",
 }
 ALL_IDS = [*GOOD, *ODD, *BAD]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_numba_cache(tmp_path_factory):
-    """One JIT cache for every pool in this module, so only the first pays the compile."""
-    previous = os.environ.get("NUMBA_CACHE_DIR")
-    os.environ["NUMBA_CACHE_DIR"] = str(tmp_path_factory.mktemp("numba"))
-    yield
-    if previous is None:
-        os.environ.pop("NUMBA_CACHE_DIR")
-    else:
-        os.environ["NUMBA_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +115,14 @@ class CrashingPath:
         os._exit(3)
 
 
+class HangingPath(CrashingPath):
+    """A clip path whose use never returns, as a decoder stuck in a loop would."""
+
+    def __fspath__(self) -> str:
+        time.sleep(3600)
+        return str(self.path)
+
+
 @pytest.mark.slow
 def test_a_worker_crash_fails_only_its_track(audio_dir, tmp_path):
     jobs = [
@@ -134,8 +133,55 @@ def test_a_worker_crash_fails_only_its_track(audio_dir, tmp_path):
     result = X.extract_chunk(0, jobs, out_dir=tmp_path, workers=2)
     assert (result.n_extracted, result.n_failed) == (2, 1)
     failures = pd.read_csv(X.chunk_failures_path(tmp_path, 0))
-    assert failures.to_dict("records") == [{"track_id": 99, "reason": "worker_crash"}]
+    assert failures.to_dict("records") == [
+        {"track_id": 99, "reason": "worker_crash", "detail": "worker process exited with code 3"}]
     assert sorted(pd.read_parquet(result.path).track_id) == [2, 3]
+
+
+@pytest.mark.slow
+def test_a_track_past_the_timeout_fails_alone_and_its_worker_is_replaced(audio_dir, tmp_path):
+    limits = X.ExtractionLimits(track_timeout_s=8.0)
+    jobs = [X.TrackJob(2, audio_path(audio_dir, 2)), X.TrackJob(98, HangingPath(audio_dir / "hang.mp3")),
+            *(X.TrackJob(t, audio_path(audio_dir, t)) for t in (3, 5, 10))]
+    started = time.monotonic()
+    with X.ExtractorPool(1, limits=limits) as pool:  # one worker: the rest must wait for a new one
+        outcomes = pool.run(jobs)
+        assert pool.run([X.TrackJob(11, audio_path(audio_dir, 11))])[0].record is not None
+    assert time.monotonic() - started < 300
+    by_track = {o.track_id: o for o in outcomes}
+    assert sorted(by_track) == [2, 3, 5, 10, 98]
+    assert by_track[98].reason == X.REASON_TIMEOUT
+    assert "8 s" in by_track[98].detail and "--track-timeout" in by_track[98].detail
+    assert all(by_track[t].record is not None for t in (2, 3, 5, 10))
+
+
+def test_caps_become_failure_reasons_with_details(audio_dir):
+    clip = audio_path(audio_dir, 2)
+    size = clip.stat().st_size
+    too_large = X.extract_one(X.TrackJob(2, clip), X.ExtractionLimits(max_file_bytes=size - 1))
+    assert (too_large.reason, too_large.record) == ("file_too_large", None)
+    assert f"{size:,} bytes" in too_large.detail
+    too_long = X.extract_one(X.TrackJob(2, clip), X.ExtractionLimits(max_seconds=1.5))
+    assert too_long.reason == "too_long" and "limit 1.5 s" in too_long.detail
+    fits = X.extract_one(X.TrackJob(2, clip), X.ExtractionLimits(max_seconds=CLIP_SECONDS + 0.5))
+    assert fits.record is not None and fits.record["duration_seconds"] == pytest.approx(CLIP_SECONDS, abs=0.1)
+
+
+def test_limits_must_be_positive():
+    with pytest.raises(ValueError):
+        X.ExtractionLimits(track_timeout_s=0)
+    with pytest.raises(ValueError):
+        X.ExtractionLimits(max_seconds=-1)
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_warm_up_stop_the_pool_with_one_clear_error(audio_dir, tmp_path, monkeypatch):
+    not_a_folder = tmp_path / "numba-cache"
+    not_a_folder.write_text("a file where the JIT cache folder should be")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(not_a_folder))
+    with pytest.raises(X.WorkerStartError, match="in a row died or hung in their warm-up"):
+        with X.ExtractorPool(1) as pool:
+            pool.run([X.TrackJob(2, audio_path(audio_dir, 2))])
 
 
 def _fake_record(track_id: int) -> dict:
@@ -145,34 +191,28 @@ def _fake_record(track_id: int) -> dict:
             "sample_rate": 22050, "analysis_sample_rate": 22050, "tempo_bpm": 120.0, EXTRACT_SECONDS_COLUMN: 0.1}
 
 
-def test_a_track_with_no_outcome_becomes_a_failure_record(tmp_path, monkeypatch):
+def test_a_track_with_no_outcome_becomes_a_failure_record(tmp_path):
     jobs = [X.TrackJob(t, tmp_path / f"{t}.mp3") for t in (7, 8, 9)]
-
-    def lose_track_8(jobs, pool, workers, records, failures, bar):
-        records.append(_fake_record(7))
-        failures.append((9, "not_audio"))
-        return pool
-
-    monkeypatch.setattr(X, "_run_jobs", lose_track_8)
-    X._prepare_out_dir(tmp_path)
-    result, _ = X._run_chunk(0, jobs, out_dir=tmp_path, pool=None, workers=1)
+    outcomes = [X.TrackOutcome(7, record=_fake_record(7)), X.TrackOutcome(9, reason="not_audio", detail="html")]
+    result = X.write_chunk_outcomes(0, jobs, outcomes, out_dir=tmp_path)
     assert (result.n_extracted, result.n_failed) == (1, 2)
     assert pd.read_parquet(result.path).track_id.tolist() == [7]
     failures = pd.read_csv(X.chunk_failures_path(tmp_path, 0))
+    assert failures.track_id.tolist() == [8, 9]  # sorted: a rerun writes the same file
     assert dict(zip(failures.track_id, failures.reason)) == {9: "not_audio", 8: X.REASON_MISSING_RESULT}
 
 
 def test_a_duplicate_or_foreign_outcome_is_a_runner_bug():
     jobs = [X.TrackJob(1, Path("1.mp3")), X.TrackJob(2, Path("2.mp3"))]
     with pytest.raises(RuntimeError):
-        X.account_for_every_track(jobs, [_fake_record(1)], [(1, "silent")])
+        X.account_for_every_track(jobs, [_fake_record(1)], [(1, "silent", "")])
     with pytest.raises(RuntimeError):
         X.account_for_every_track(jobs, [_fake_record(3)], [])
 
 
 def test_a_chunk_file_for_other_tracks_is_not_taken_as_done(tmp_path):
-    X._prepare_out_dir(tmp_path)
-    X._write_chunk(0, [_fake_record(1)], [(2, "silent")], out_dir=tmp_path)
+    (tmp_path / X.CHUNKS_DIRNAME).mkdir()
+    X._write_chunk(0, [_fake_record(1)], [(2, "silent", "peak below -80 dBFS")], out_dir=tmp_path)
     jobs = [X.TrackJob(t, Path(f"{t}.mp3")) for t in (1, 2)]
     assert X._finished_chunk_counts(0, jobs, out_dir=tmp_path) == (1, 1)
     assert X._finished_chunk_counts(0, [*jobs, X.TrackJob(3, Path("3.mp3"))], out_dir=tmp_path) is None

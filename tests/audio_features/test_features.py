@@ -242,3 +242,23 @@ def test_corrupt_mp3_body_gives_a_reason_or_finite_features(tmp_path):
         assert error.reason in {F.REASON_CORRUPT_AUDIO, F.REASON_TRUNCATED, F.REASON_TOO_SHORT}
     else:
         assert np.all(np.isfinite(values))
+
+
+def test_caps_refuse_large_long_or_absurd_files_and_leave_others_bit_for_bit(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp3", "music", seconds=4.0)
+    y, sr = F.load_audio(clip)
+    capped, capped_sr = F.load_audio(clip, max_bytes=clip.stat().st_size, max_seconds=4.5)
+    assert capped_sr == sr and np.array_equal(capped, y)  # under the caps: the same samples
+
+    with pytest.raises(F.UnusableClipError) as error:
+        F.load_audio(clip, max_bytes=clip.stat().st_size - 1)
+    assert error.value.reason == F.REASON_FILE_TOO_LARGE and str(clip) in error.value.detail
+    with pytest.raises(F.UnusableClipError) as error:
+        F.extract_features(clip, max_seconds=2.0)
+    assert error.value.reason == F.REASON_TOO_LONG and "limit 2 s" in error.value.detail
+
+    many = write_clip(tmp_path / "many.wav", "tone", seconds=1.0, channels=F.MAX_CHANNELS + 1, fmt="WAV")
+    assert _reason(many) == F.REASON_UNSUPPORTED_AUDIO
+    fast = tmp_path / "fast.wav"
+    sf.write(fast, synth_clip("tone", seconds=1.0), F.MAX_SAMPLE_RATE * 2, format="WAV")
+    assert _reason(fast) == F.REASON_UNSUPPORTED_AUDIO
