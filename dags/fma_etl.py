@@ -1,5 +1,9 @@
-"""FMA ETL: acquire -> catalogue -> extract (mapped chunks) -> validate (GX) -> transform
-(Spark) -> load (MongoDB) -> publish the ``fma_track_features`` asset.
+"""FMA ETL: acquire -> catalogue (staged) -> extract (mapped chunks) -> validate (GX) ->
+transform (Spark) -> load (publishes catalogue + features to MongoDB) -> the
+``fma_track_features`` asset.
+
+Listeners see a run's tracks only after its gate passed: a failed run changes nothing
+they can find or play (``pipeline.etl``, "Staging").
 
 Every step is a function of ``pipeline.etl``; this file only wires them. Re-running the
 DAG (or retrying any task) leaves the same documents: all writes are upserts on natural
@@ -12,6 +16,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from plugins.callbacks import etl_run_failed
 from plugins.operators import PlatformSparkSubmitOperator
 from plugins.platform_hooks import TRACK_FEATURES_ASSET
 
@@ -46,6 +51,8 @@ def _run() -> tuple[str, datetime]:
     max_active_tasks=2,
     render_template_as_native_obj=True,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=15)},
+    # Any task failing for good marks the run's etl_runs summary failed (not only validate).
+    on_failure_callback=etl_run_failed,
     doc_md=__doc__,
 )
 def fma_etl():
@@ -53,10 +60,16 @@ def fma_etl():
 
     @task
     def acquire(params: dict | None = None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from pipeline import etl
+        from pipeline.datasets import DatasetError
 
         run_id, started = _run()
-        return etl.acquire(dict(params), settings=platform_settings(), run_id=run_id, started_at=started)
+        try:
+            return etl.acquire(dict(params), settings=platform_settings(), run_id=run_id, started_at=started)
+        except DatasetError as exc:
+            raise AirflowFailException(str(exc)) from exc  # wrong params or files: retrying cannot help
 
     @task
     def catalogue(acquired: dict) -> dict:
@@ -94,7 +107,7 @@ def fma_etl():
 
         run_id, started = _run()
         try:
-            return etl.validate(plan, len(catalogued["track_ids"]), settings=platform_settings(), run_id=run_id,
+            return etl.validate(plan, catalogued, settings=platform_settings(), run_id=run_id,
                                 max_failure_fraction=float(params["max_failure_fraction"]), validated_at=started,
                                 chunk_results=list(extracted))
         except (QualityGateError, ToleranceExceededError) as exc:
@@ -115,11 +128,12 @@ def fma_etl():
     )
 
     @task(outlets=[TRACK_FEATURES_ASSET])
-    def load(plan: dict, transform_args: dict) -> dict:
+    def load(plan: dict, catalogued: dict, transform_args: dict) -> dict:
         from pipeline import etl
 
         run_id, started = _run()
-        return etl.load(plan, transform_args, settings=platform_settings(), run_id=run_id, loaded_at=started)
+        return etl.load(plan, catalogued, transform_args, settings=platform_settings(), run_id=run_id,
+                        loaded_at=started)
 
     acquired = acquire()
     catalogued = catalogue(acquired)
@@ -127,7 +141,7 @@ def fma_etl():
     extracted = extract_chunk.expand(chunk=chunks_of(plan))
     validated = validate(plan, catalogued, extracted)
     transform_args = plan_transform(plan)
-    validated >> transform_args >> transform >> load(plan, transform_args)
+    validated >> transform_args >> transform >> load(plan, catalogued, transform_args)
 
 
 fma_etl()

@@ -3,6 +3,14 @@
 Files of a run live under ``STATE/etl/<dataset>/<snapshot>/`` where the snapshot id is
 a hash of the catalogue's track ids and the chunk size: a re-run over the same catalogue
 finds its chunks already extracted and skips them; a changed catalogue gets a new folder.
+
+Staging: nothing a listener sees changes before the quality gate has passed. The catalogue
+step writes the run's catalogue to ``STATE/etl/<dataset>/staging/<run>/catalogue.bson``;
+the gate validates that file; only ``load`` (after the gate and the transform) publishes
+it to ``tracks`` together with the features. A run that fails or is interrupted anywhere
+before ``load`` leaves ``tracks`` and ``track_features`` as they were. ``load`` itself
+upserts catalogue then features; a load interrupted half way is completed by its retry
+(every write is an idempotent upsert).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,10 +26,12 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
+import bson
 import pandas as pd
 
 from fma_platform.catalogue import TRACK_PROJECTION
 from fma_platform.contracts import Collection, ModelFamily
+from fma_platform.files import write_atomic
 from fma_platform.mongo import platform_db, upsert_by
 from fma_platform.settings import Settings
 from pipeline.catalogue import read_catalogue, upsert_catalogue
@@ -71,6 +82,7 @@ def acquire(params: dict, *, settings: Settings, run_id: str, started_at: dateti
     db = platform_db(settings)
     ensure_load_indexes(db)
     close_interrupted_runs(db, run_id, at=started_at)
+    prune_staging(settings, dataset.name)
     update_etl_run(db, run_id, {
         "run_id": run_id, "dataset": dataset.name, "synthetic": dataset.synthetic,
         "params": params, "started_at": started_at, "status": "running",
@@ -81,13 +93,21 @@ def acquire(params: dict, *, settings: Settings, run_id: str, started_at: dateti
 
 # 2. catalogue ----------------------------------------------------------------------------
 # The DAG's task (and so the stage in ``stage_seconds`` and ``counts``) is named "catalogue".
+STAGED_CATALOGUE = "catalogue.bson"
+STAGING_KEEP_DAYS = 7.0
+
+
 def catalogue(dataset_params: dict, *, settings: Settings, run_id: str, recorded_at: datetime) -> dict:
-    """Upsert track metadata into ``tracks``; quarantine unreadable metadata rows."""
+    """Read track metadata and stage it for this run; quarantine unreadable metadata rows.
+
+    The catalogue is not published here: ``load`` upserts the staged documents into
+    ``tracks`` once the quality gate has passed (module docstring, "Staging").
+    """
     began = time.monotonic()
     dataset = Dataset.from_params(dataset_params)
     table = read_catalogue(dataset)
+    staged = stage_catalogue(staging_dir(settings, dataset.name, run_id), table.documents)
     db = platform_db(settings)
-    upserted = upsert_catalogue(db, table.documents)
     bad_rows = [
         {"track_id": p.track_id, "stage": "metadata", "reason": f"malformed_row: line {p.line}: {p.reason}"}
         for p in table.problems
@@ -97,7 +117,62 @@ def catalogue(dataset_params: dict, *, settings: Settings, run_id: str, recorded
               keys=QUARANTINE_KEYS)
     update_etl_run(db, run_id, {"counts.catalogue": len(table.documents), "counts.metadata_problems": len(bad_rows)})
     _timed(db, run_id, "catalogue", began)
-    return {"track_ids": table.track_ids, "upserts": asdict(upserted), "metadata_problems": len(bad_rows)}
+    return {"track_ids": table.track_ids, "staged_catalogue": str(staged), "metadata_problems": len(bad_rows)}
+
+
+def staging_dir(settings: Settings, dataset: str, run_id: str) -> Path:
+    """The folder of one run's staged files (its name: a hash of the run id, which holds ':' and '+')."""
+    return settings.state_dir / "etl" / dataset / "staging" / hashlib.sha1(run_id.encode()).hexdigest()[:16]
+
+
+def stage_catalogue(folder: Path, documents: list[dict]) -> Path:
+    """Write ``documents`` as one BSON file (types kept as MongoDB will store them), atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / STAGED_CATALOGUE
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
+            for document in documents:
+                out.write(bson.encode(document))
+
+    write_atomic(path, write)
+    return path
+
+
+def read_staged_catalogue(path: Path | str) -> list[dict]:
+    """The documents ``stage_catalogue`` wrote."""
+    try:
+        with open(path, "rb") as staged:
+            return list(bson.decode_file_iter(staged))
+    except (OSError, bson.errors.BSONError) as exc:
+        raise StagingError(f"cannot read the staged catalogue {path}: {exc}") from exc
+
+
+def remove_staging(folder: Path) -> None:
+    """Delete a published run's staging folder; a leftover is reported, never fatal."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass  # a retried load already removed it
+    except OSError as exc:
+        print(f"warning: could not remove the staging folder {folder}: {exc}", flush=True)
+
+
+def prune_staging(settings: Settings, dataset: str, *, keep_days: float = STAGING_KEEP_DAYS) -> int:
+    """Delete staging folders of runs that never published, older than ``keep_days``; how many.
+
+    A failed run's staged catalogue stays that long for inspection, then goes.
+    """
+    root = settings.state_dir / "etl" / dataset / "staging"
+    cutoff = time.time() - keep_days * 86400
+    old = [folder for folder in root.glob("*") if folder.is_dir() and folder.stat().st_mtime < cutoff]
+    for folder in old:
+        remove_staging(folder)
+    return len(old)
+
+
+class StagingError(PipelineError):
+    """A run's staged files are missing or unreadable (a later task cannot go on without them)."""
 
 
 # 3. plan + extract -----------------------------------------------------------------------
@@ -172,8 +247,8 @@ def read_extraction(out_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
 
     root = Path(out_dir)
     pattern = f"**/{CHUNKS_DIRNAME}/chunk-*"
-    frames = [pd.read_parquet(p) for p in sorted(root.glob(f"{pattern}.parquet"))]
-    features = pd.concat([f for f in frames if not f.empty], ignore_index=True) if frames else pd.DataFrame()
+    frames = [frame for frame in map(pd.read_parquet, sorted(root.glob(f"{pattern}.parquet"))) if not frame.empty]
+    features = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # every track may have failed
     failures = []
     for path in sorted(root.glob(f"{pattern}.failures.csv")):
         for row in pd.read_csv(path).itertuples(index=False):
@@ -184,9 +259,9 @@ def read_extraction(out_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
 
 
 # 4. validate -----------------------------------------------------------------------------
-def validate(plan: dict, catalogue_count: int, *, settings: Settings, run_id: str, max_failure_fraction: float,
+def validate(plan: dict, catalogued: dict, *, settings: Settings, run_id: str, max_failure_fraction: float,
              validated_at: datetime, chunk_results: list[dict] | None = None) -> dict:
-    """Tolerance check, then the Great Expectations gates on features and catalogue.
+    """Tolerance check, then the Great Expectations gates on features and the staged catalogue.
 
     ``chunk_results`` (what the extraction tasks returned) give the run's extract time:
     the sum of the chunks' seconds (chunks run one after another).
@@ -202,13 +277,12 @@ def validate(plan: dict, catalogue_count: int, *, settings: Settings, run_id: st
     failures += unaccounted_tracks(_catalogue_ids(plan), features, failures)
     update_etl_run(db, run_id, {"counts.extracted": len(features), "counts.extract_failed": len(failures),
                             "failures_by_reason": failures_by_reason(failures)})
-    check_tolerance(failed=failures, total=catalogue_count, max_failure_fraction=max_failure_fraction)
+    check_tolerance(failed=failures, total=len(catalogued["track_ids"]), max_failure_fraction=max_failure_fraction)
     gx_dir = settings.state_dir / "gx"
     expected_ids = set(_catalogue_ids(plan)) - {f["track_id"] for f in failures}
     feature_report = validate_features(features, expected_track_ids=expected_ids, context_dir=gx_dir,
                                        run_id=run_id, validated_at=validated_at)
-    catalogue_frame = pd.DataFrame(list(db[Collection.TRACKS].find(
-        {"track_id": {"$in": _catalogue_ids(plan)}}, TRACK_PROJECTION)))
+    catalogue_frame = pd.DataFrame([_projected(doc) for doc in read_staged_catalogue(catalogued["staged_catalogue"])])
     catalogue_report = validate_catalogue(catalogue_frame, context_dir=gx_dir, run_id=run_id,
                                           validated_at=validated_at)
     summaries = []
@@ -231,8 +305,21 @@ def unaccounted_tracks(track_ids: list[int], features: pd.DataFrame, failures: l
 
 
 def mark_run_failed(settings: Settings, run_id: str, reason: str) -> None:
-    """Record why the run stopped (shown to analysts next to the run)."""
-    update_etl_run(platform_db(settings), run_id, {"status": "failed", "failure": reason})
+    """Record that the run failed and why (shown to analysts next to the run).
+
+    The first reason recorded stays: the step that failed knows more (the quality gate's
+    failed expectations) than the run-level callback that follows it.
+    """
+    db = platform_db(settings)
+    update_etl_run(db, run_id, {"status": "failed"})
+    db[Collection.ETL_RUNS].update_one({"run_id": run_id, "failure": {"$exists": False}},
+                                       {"$set": {"failure": reason}})
+
+
+def _projected(document: dict) -> dict:
+    """``document`` as the player reads it from ``tracks`` (``TRACK_PROJECTION``)."""
+    hidden = {name for name, shown in TRACK_PROJECTION.items() if not shown}
+    return {key: value for key, value in document.items() if key not in hidden}
 
 
 def _catalogue_ids(plan: dict) -> list[int]:
@@ -240,14 +327,19 @@ def _catalogue_ids(plan: dict) -> list[int]:
 
 
 # 6. load ---------------------------------------------------------------------------------
-def load(plan: dict, transform: dict, *, settings: Settings, run_id: str, loaded_at: datetime) -> dict:
-    """Upsert features + embeddings, quarantine failures, close the run summary."""
+def load(plan: dict, catalogued: dict, transform: dict, *, settings: Settings, run_id: str,
+         loaded_at: datetime) -> dict:
+    """Publish the run: the staged catalogue into ``tracks``, features + embeddings into
+    ``track_features``; quarantine failures; close the run summary; drop the staging folder."""
     began, began_wall = time.monotonic(), time.time()
     db = platform_db(settings)
     dataset = Dataset.from_params(plan["chunks"][0]["dataset"]) if plan["chunks"] else None
+    staged_path = Path(catalogued["staged_catalogue"])
+    staged = read_staged_catalogue(staged_path)
     features, failures = read_extraction(Path(plan["out_dir"]))
     failures += unaccounted_tracks(_catalogue_ids(plan), features, failures)
     embeddings = pd.read_parquet(transform["embeddings_path"])
+    published = upsert_catalogue(db, staged)
     written = upsert_by(
         db[Collection.TRACK_FEATURES],
         feature_documents(features, embeddings, run_id=run_id, model_version=transform["model_version"],
@@ -267,9 +359,11 @@ def load(plan: dict, transform: dict, *, settings: Settings, run_id: str, loaded
     update_etl_run(db, run_id, {
         "counts.loaded": written, "counts.quarantined": quarantined, "counts.released": released,
         "model_version": transform["model_version"], "load_docs_per_second": round(written / max(seconds, 1e-6), 1),
-        "status": "success", "finished_at": loaded_at,
+        "counts.published": len(staged), "status": "success", "finished_at": loaded_at,
     })
-    return {"loaded": written, "quarantined": quarantined, "model_version": transform["model_version"]}
+    remove_staging(staged_path.parent)
+    return {"loaded": written, "quarantined": quarantined, "model_version": transform["model_version"],
+            "catalogue": asdict(published)}
 
 
 # 5. transform (arguments for the spark-submit task) --------------------------------------

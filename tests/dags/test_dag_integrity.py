@@ -55,3 +55,30 @@ def test_every_dag_has_tags_and_retries(dag_bag, attribute):
         else:
             for task in dag.tasks:
                 assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+
+
+def test_dags_start_unpaused_on_both_stacks(settings):
+    """fma_training is scheduled on the ETL's asset: a paused DAG would never follow an
+    ETL run a data engineer triggers from the UI."""
+    import yaml
+
+    from infra.services import airflow_env
+
+    assert airflow_env(settings)["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "False"
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
+    airflow_env_of_compose = compose["x-airflow"]["environment"]
+    assert str(airflow_env_of_compose["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"]) == "False"
+
+
+def test_the_etl_marks_its_run_failed_whatever_task_fails(dag_bag):
+    from plugins.callbacks import etl_run_failed, failure_reason
+
+    dag = dag_bag.dags["fma_etl"]
+    assert dag.on_failure_callback is etl_run_failed or etl_run_failed in dag.on_failure_callback
+
+    class FailedTask:
+        task_id, map_index = "extract_chunk", 3
+
+    assert failure_reason({"reason": "task_failure", "task_instance": FailedTask()}) == \
+        "DAG run failed: task_failure (task extract_chunk[3])"
+    assert failure_reason({}) == "DAG run failed: the DAG run failed"

@@ -7,6 +7,7 @@ corrupted feature chunk (the quality gate stops the load).
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -106,6 +107,40 @@ def test_a_corrupted_feature_file_stops_the_load(first_run, settings):
     failed_run = db[Collection.ETL_RUNS].find_one({"status": "failed"})
     assert "zcr_mean_01" in failed_run["failure"]
     assert db[Collection.TRACK_FEATURES].find_one({}, sort=[("loaded_at", -1)])["etl_run_id"] == loaded_before
+
+
+def test_a_run_the_gate_rejects_changes_nothing_listeners_see(first_run, settings, tmp_path):
+    """Staging: the rejected run's catalogue (same ids, new titles) never reaches ``tracks``."""
+    from fma_sample.sample import METADATA_DIR
+
+    _, db, before = first_run
+    metadata = tmp_path / "fma_metadata"
+    shutil.copytree(settings.sample_dir / METADATA_DIR, metadata)
+    tracks = pd.read_csv(metadata / "tracks.csv", index_col=0, header=[0, 1])
+    tracks[("track", "title")] = "Renamed by a rejected run"
+    tracks.to_csv(metadata / "tracks.csv")
+    (tmp_path / "audio").mkdir()  # no audio at all: every track fails, above the tolerance
+    titles_before = sorted(d["title"] for d in db[Collection.TRACKS].find({}, {"title": 1}))
+
+    states = run_etl(CONF | {"dataset": "local", "metadata_dir": str(metadata), "audio_dir": str(tmp_path / "audio")})
+    assert states["catalogue"] == "success" and states["validate"] == "failed"
+    assert sorted(d["title"] for d in db[Collection.TRACKS].find({}, {"title": 1})) == titles_before
+    assert db[Collection.TRACKS].count_documents({"title": "Renamed by a rejected run"}) == 0
+    assert counts(db) == before
+    failed = db[Collection.ETL_RUNS].find_one({"dataset": "local"})
+    assert failed["status"] == "failed" and "tolerance" in failed["failure"]
+
+
+def test_a_failure_before_the_gate_marks_the_run_failed(first_run, tmp_path):
+    """Not only validate: a run that fails in any task ends "failed" in etl_runs, with why."""
+    _, db, before = first_run
+    states = run_etl(CONF | {"dataset": "local", "metadata_dir": str(tmp_path / "none"),
+                             "audio_dir": str(tmp_path / "none")})
+    assert states["acquire"] == "failed"
+    run = db[Collection.ETL_RUNS].find_one({"failure": {"$regex": "DAG run failed"}})
+    assert run is not None and run["status"] == "failed"
+    assert "acquire" in run["failure"]
+    assert counts(db) == before
 
 
 TRAINING_CONF = {"listeners": 60, "events": 4000, "seed": 5, "k": 5,

@@ -11,7 +11,17 @@ import pytest
 from fma_platform.contracts import Collection
 from fma_platform.mongo import upsert_by
 from pipeline.errors import PipelineError
-from pipeline.etl import QUARANTINE_KEYS, snapshot_id_of, transform_plan, unaccounted_tracks
+from pipeline.etl import (
+    QUARANTINE_KEYS,
+    StagingError,
+    prune_staging,
+    read_staged_catalogue,
+    snapshot_id_of,
+    stage_catalogue,
+    staging_dir,
+    transform_plan,
+    unaccounted_tracks,
+)
 from pipeline.load import (
     FEATURE_NAMES,
     LoadInputError,
@@ -108,3 +118,57 @@ def test_a_new_run_closes_runs_left_running_by_a_killed_one(mongo_db):
     assert runs["killed"]["status"] == "interrupted" and "found by run current" in runs["killed"]["failure"]
     assert runs["done"]["status"] == "success" and runs["current"]["status"] == "running"
     assert close_interrupted_runs(mongo_db, "current", at=WHEN) == 0  # idempotent
+
+
+def test_the_staged_catalogue_keeps_mongodb_types(tmp_path, settings):
+    """What the gate validates and ``load`` publishes is exactly what the catalogue step read."""
+    folder = staging_dir(settings.model_copy(update={"state_dir": tmp_path}), "local", "manual__2026-11-30T02:00:00+00:00")
+    assert folder.name.isalnum() and folder.parent == tmp_path / "etl" / "local" / "staging"
+    documents = [
+        {"track_id": 2, "title": "Food", "date_created": datetime(2008, 11, 26, tzinfo=timezone.utc),
+         "tags": ["a", "b"], "duration": None, "listens": 1832, "title_raw": "[x](http://evil/)"},
+        {"track_id": 3, "title": "Électrique ♪", "genre_top": None},
+    ]
+    path = stage_catalogue(folder, documents)
+    back = read_staged_catalogue(path)
+    assert [d["track_id"] for d in back] == [2, 3]
+    assert back[0]["date_created"].replace(tzinfo=timezone.utc) == documents[0]["date_created"]
+    assert back[0]["tags"] == ["a", "b"] and back[0]["duration"] is None and back[1]["title"] == "Électrique ♪"
+    assert list(folder.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_a_missing_staged_catalogue_is_a_clear_error(tmp_path):
+    with pytest.raises(StagingError, match="cannot read the staged catalogue"):
+        read_staged_catalogue(tmp_path / "gone" / "catalogue.bson")
+    (tmp_path / "catalogue.bson").write_bytes(b"\x05\x00\x00")  # cut short
+    with pytest.raises(StagingError):
+        read_staged_catalogue(tmp_path / "catalogue.bson")
+
+
+def test_staging_of_runs_that_never_published_is_pruned_after_a_week(tmp_path, settings):
+    import os
+    import time
+
+    local = settings.model_copy(update={"state_dir": tmp_path})
+    old, recent = staging_dir(local, "sample", "old-run"), staging_dir(local, "sample", "recent-run")
+    for folder in (old, recent):
+        stage_catalogue(folder, [{"track_id": 1}])
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(old, (eight_days_ago, eight_days_ago))
+    assert prune_staging(local, "sample") == 1
+    assert not old.exists() and recent.exists()
+
+
+def test_a_chunk_whose_every_track_failed_reads_as_no_features(tmp_path):
+    """A chunk of broken files writes an empty table and failure rows: not an error."""
+    from pipeline.etl import read_extraction
+
+    chunks = tmp_path / "chunk-00000" / "chunks"
+    chunks.mkdir(parents=True)
+    pd.DataFrame({"track_id": pd.Series([], dtype="int64")}).to_parquet(chunks / "chunk-00000.parquet")
+    pd.DataFrame({"track_id": [5, 6], "reason": ["missing_file: gone", "not_audio"]}).to_csv(
+        chunks / "chunk-00000.failures.csv", index=False)
+    features, failures = read_extraction(tmp_path)
+    assert features.empty
+    assert [(f["track_id"], f["reason"], f["detail"]) for f in failures] == [
+        (5, "missing_file", "gone"), (6, "not_audio", None)]
