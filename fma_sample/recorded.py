@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -251,8 +252,8 @@ def ensure_recorded_corpus(out_dir: Path | str | None = None, *, workers: int = 
         build_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
         build_dir.chmod(0o755)  # mkdtemp makes it private; the corpus is ordinary data
         try:
-            build_corpus(build_dir, sources=sources, fetch=fetch or fetch_packages, workers=workers,
-                         progress=progress)
+            fetch = fetch or functools.partial(fetch_packages, progress=progress)
+            build_corpus(build_dir, sources=sources, fetch=fetch, workers=workers, progress=progress)
             replace_folder(build_dir, out_dir)
         finally:
             if build_dir.exists():  # the build failed: drop what it wrote
@@ -333,7 +334,7 @@ def replace_folder(built: Path, target: Path) -> None:
 # --------------------------------------------------------------------------- Debian packages
 
 
-def fetch_packages(packages: Sequence[str], work_dir: Path) -> list[UnpackedPackage]:
+def fetch_packages(packages: Sequence[str], work_dir: Path, *, progress: bool = True) -> list[UnpackedPackage]:
     """``apt-get download`` each package and ``dpkg -x`` it under ``work_dir`` (no install).
 
     apt's package lists are refreshed (``apt-get update``) at most once, and only as root,
@@ -347,9 +348,9 @@ def fetch_packages(packages: Sequence[str], work_dir: Path) -> list[UnpackedPack
     debs_dir.mkdir(parents=True, exist_ok=True)
     refreshed = False
     unpacked = []
-    for package in packages:
+    for package in tqdm(packages, desc="fetching Debian packages", unit="package", disable=not progress):
         result = _run(["apt-get", "download", package], cwd=debs_dir, what=f"downloading {package}")
-        if result.returncode != 0 and not refreshed and _lists_missing_or_stale(result.stderr):
+        if result.returncode != 0 and not refreshed and lists_missing_or_stale(result.stderr):
             refresh_apt_lists(package, result.stderr)
             refreshed = True
             result = _run(["apt-get", "download", package], cwd=debs_dir, what=f"downloading {package}")
@@ -389,8 +390,12 @@ def apt_lists_present(lists_dir: Path = APT_LISTS_DIR) -> bool:
     return any(lists_dir.glob("*_Packages*"))
 
 
-def _lists_missing_or_stale(stderr: str) -> bool:
-    return not apt_lists_present() or "404" in stderr
+def lists_missing_or_stale(download_error: str, lists_dir: Path = APT_LISTS_DIR) -> bool:
+    """Whether a failed download calls for ``apt-get update``: no lists, or a 404 (stale lists).
+
+    An unknown package with lists present is not: an update would not find it either.
+    """
+    return not apt_lists_present(lists_dir) or "404" in download_error
 
 
 def _run(command: list[str], *, cwd: Path | None, what: str) -> subprocess.CompletedProcess:

@@ -341,6 +341,15 @@ def test_a_package_apt_cannot_find_is_named_with_apts_reason(tmp_path):
     assert "Unable to locate package" in str(caught.value) or "apt-get update" in str(caught.value)
 
 
+def test_apt_lists_are_refreshed_only_when_missing_or_stale(tmp_path):
+    unknown = "E: Unable to locate package no-such-music-package-x"
+    stale = "E: Failed to fetch http://deb.debian.org/debian/pool/main/x/x_1_all.deb  404  Not Found [IP: 1.2.3.4 80]"
+    assert R.lists_missing_or_stale(unknown, tmp_path)  # a fresh container: no lists at all
+    (tmp_path / "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4").write_bytes(b"x")
+    assert R.lists_missing_or_stale(stale, tmp_path)
+    assert not R.lists_missing_or_stale(unknown, tmp_path)
+
+
 def test_recorded_help_and_bad_arguments(capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["recorded", "--help"])
