@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fma_platform.errors import PlatformError
@@ -73,6 +73,9 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         # Non-FMA_ lines of .env are not ours; unknown FMA_ names are refused in __init__.
         extra="ignore",
+        # A validation error names the setting and the rule, never the value given: values
+        # include passwords (a model check's error would otherwise print every input).
+        hide_input_in_errors=True,
     )
 
     # Where the embedded stack keeps all of its state (databases, logs, pids, datasets).
@@ -112,6 +115,14 @@ class Settings(BaseSettings):
     # Events the producer (fma_platform.producer) keeps on disk while Kafka is unreachable,
     # in <state_dir>/outbox; beyond it the oldest are dropped and counted (~300 bytes each).
     producer_outbox_max_events: int = Field(default=100_000, ge=1)
+    # How every Kafka client authenticates and encrypts (fma_platform.kafka turns these into
+    # kafka-python arguments and Spark's kafka.* options). SASL_* need the username and
+    # password; *SSL verifies the broker against ssl_cafile (PEM; empty: the system's CAs).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")  # shown as ********** by repr and dumps
+    kafka_ssl_cafile: str = ""
 
     # Spark.
     spark_master: str = "local[*]"
@@ -205,11 +216,26 @@ class Settings(BaseSettings):
             )
         return value.strip()
 
+    @model_validator(mode="after")
+    def _kafka_credentials_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+                self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+            raise ValueError(
+                f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                f"{ENV_PREFIX}KAFKA_SASL_USERNAME and {ENV_PREFIX}KAFKA_SASL_PASSWORD"
+            )
+        return self
+
     def as_env(self) -> dict[str, str]:
-        """These settings as ``FMA_*`` variables, for the processes the platform starts."""
+        """These settings as ``FMA_*`` variables, for the processes the platform starts.
+
+        Secrets are given in clear: this is a child process's environment, never a page or a log.
+        """
+        values = {name: value.get_secret_value() if isinstance(value, SecretStr) else value
+                  for name, value in self.model_dump().items()}
         return {
             f"{ENV_PREFIX}{name.upper()}": str(value)
-            for name, value in self.model_dump().items()
+            for name, value in values.items()
             if value not in ("", None)
         }
 
