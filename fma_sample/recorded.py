@@ -291,6 +291,10 @@ def corpus_is_complete(out_dir: Path, recipe: dict) -> bool:
         if not path.is_file() or (size is not None and path.stat().st_size != size):
             log.info("rebuilding the recorded corpus in %s: %s is missing or changed", out_dir, relative)
             return False
+    planted_missing = [f["path"] for f in manifest["files"].values() if f["kind"] == "missing"]
+    if any((out_dir / relative).exists() for relative in planted_missing):
+        log.info("rebuilding the recorded corpus in %s: a file planted as missing exists", out_dir)
+        return False
     return True
 
 

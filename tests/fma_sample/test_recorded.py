@@ -263,6 +263,9 @@ def test_a_new_recipe_or_a_lost_file_rebuilds(tmp_path):
     clip.unlink()
     repaired = build_fake(tmp_path / "corpus", sources=changed)
     assert repaired.built and clip.is_file()
+    missing = next(p for p in repaired.planted if p.kind == "missing").path
+    missing.write_bytes(b"someone put a file where none must be")
+    assert build_fake(tmp_path / "corpus", sources=changed).built and not missing.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".corpus.lock", "corpus"]
 
 
