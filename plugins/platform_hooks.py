@@ -8,7 +8,7 @@ functions never know about Airflow. Spark jobs get the same settings as their en
 
 from __future__ import annotations
 
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlencode
 
 from fma_platform.settings import Settings, get_settings
 
@@ -25,9 +25,12 @@ def platform_settings(
 ) -> Settings:
     """The settings with MongoDB, Kafka and Spark endpoints taken from Airflow Connections.
 
-    The MongoDB password is registered with Airflow's secrets masker in the URL-encoded
-    form it takes inside ``mongo_uri`` too (Airflow masks only the raw one), so neither
-    shows up in task logs.
+    The MongoDB URI keeps every option of the connection's extra, TLS ones included
+    (``mongo_uri_options``). The Kafka connection may carry the client security with the
+    Airflow Kafka provider's names (``KAFKA_SECURITY_EXTRAS``); a setting the connection
+    does not name keeps this worker's value. Passwords are registered with Airflow's
+    secrets masker, MongoDB's in the URL-encoded form it takes inside ``mongo_uri`` too
+    (Airflow masks only the raw one), so none shows up in task logs.
     """
     from airflow.providers.mongo.hooks.mongo import MongoHook
     from airflow.sdk import Connection
@@ -36,18 +39,59 @@ def platform_settings(
     mongo = MongoHook(mongo_conn_id=mongo_conn_id)
     if mongo.connection.password:
         mask_secret(quote_plus(mongo.connection.password))
-    uri = mongo.uri
-    options = "&".join(f"{key}={value}" for key, value in mongo.extras.items() if key not in ("srv", "ssl", "tls"))
-    if options:
-        uri = f"{uri}?{options}"
-    kafka = Connection.get(kafka_conn_id).extra_dejson
+    options = mongo_uri_options(mongo.extras, allow_insecure=mongo.allow_insecure)
+    uri = f"{mongo.uri}?{options}" if options else mongo.uri
+    kafka = kafka_settings(Connection.get(kafka_conn_id).extra_dejson)
+    if kafka.get("kafka_sasl_password"):
+        mask_secret(kafka["kafka_sasl_password"])
     base = get_settings()
-    return base.model_copy(update={
+    values = {
+        **base.model_dump(),
         "mongo_uri": uri,
         "mongo_db": mongo.connection.schema or base.mongo_db,
-        "kafka_bootstrap_servers": kafka.get("bootstrap.servers", base.kafka_bootstrap),
+        "kafka_bootstrap_servers": base.kafka_bootstrap,
+        "kafka_sasl_password": base.kafka_sasl_password.get_secret_value(),
+        **kafka,
         "spark_master": spark_master(Connection.get(spark_conn_id)),
-    })
+    }
+    return Settings(_env_file=None, **values)  # validated again: a SASL protocol needs its login
+
+
+# Kafka client settings from a Kafka connection's extra (the Airflow Kafka provider's names,
+# librdkafka's; "sasl.mechanisms" is librdkafka's older spelling).
+KAFKA_SECURITY_EXTRAS = {
+    "bootstrap.servers": "kafka_bootstrap_servers",
+    "security.protocol": "kafka_security_protocol",
+    "sasl.mechanism": "kafka_sasl_mechanism",
+    "sasl.mechanisms": "kafka_sasl_mechanism",
+    "sasl.username": "kafka_sasl_username",
+    "sasl.password": "kafka_sasl_password",
+    "ssl.ca.location": "kafka_ssl_cafile",
+}
+
+
+def kafka_settings(extra: dict) -> dict[str, str]:
+    """Settings values named by a Kafka connection's extra (``KAFKA_SECURITY_EXTRAS``)."""
+    values = {setting: str(extra[key]).strip() for key, setting in KAFKA_SECURITY_EXTRAS.items() if key in extra}
+    for setting in ("kafka_security_protocol", "kafka_sasl_mechanism"):
+        if setting in values:
+            values[setting] = values[setting].upper()
+    return values
+
+
+def mongo_uri_options(extras: dict, *, allow_insecure: bool = False) -> str:
+    """A MongoHook's extra as a URI query string, as its own client would apply them.
+
+    MongoHook takes ``srv`` into the scheme and ``allow_insecure`` out of the extra (it then
+    sets ``tlsAllowInvalidCertificates``); every other option goes to the client, TLS ones
+    (``tls``/``ssl``, ``tlsCAFile``, ...) included. Booleans are written as the URI form
+    (``true``/``false``) and values are URL-encoded (a CA file path may hold spaces).
+    """
+    options = {key: value for key, value in extras.items() if key not in ("srv", "allow_insecure")}
+    if allow_insecure:
+        options["tlsAllowInvalidCertificates"] = True
+    return urlencode({key: str(value).lower() if isinstance(value, bool) else value
+                      for key, value in options.items()})
 
 
 def spark_master(connection) -> str:

@@ -72,3 +72,112 @@ def test_a_submitted_job_sees_the_connections_endpoints(connections, capfd):
     assert "--conf spark.driver.memory=" in task_log
     assert "db.example" not in task_log  # the MongoDB URI (and its password) is never printed
     assert PASSWORD not in task_log and quote_plus(PASSWORD) not in task_log
+
+
+# --- platform_settings: TLS and SASL options survive the Connections (#13 item 3, #14) -------
+def _connect(monkeypatch, *, mongo_extra: dict, kafka_extra: dict | None = None) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_MONGO_DEFAULT", json.dumps({
+        "conn_type": "mongo", "host": "mongo", "port": 27017, "login": "fma-airflow", "password": PASSWORD,
+        "schema": "fma", "extra": mongo_extra}))
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps({
+        "conn_type": "kafka", "extra": {"bootstrap.servers": "kafka:9092", **(kafka_extra or {})}}))
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[1]"}))
+
+
+@pytest.fixture()
+def ca_file(tmp_path):
+    path = tmp_path / "certs with space" / "ca.pem"  # pymongo opens it to validate the URI
+    path.parent.mkdir()
+    path.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    return path
+
+
+def test_a_tls_connection_keeps_tls_and_its_ca_file_in_the_uri(monkeypatch, ca_file):
+    from pymongo.uri_parser import parse_uri
+
+    from plugins.platform_hooks import platform_settings
+
+    _connect(monkeypatch, mongo_extra={"replicaSet": "rs0", "authSource": "fma", "tls": True,
+                                       "tlsCAFile": str(ca_file), "retryWrites": False})
+    uri = platform_settings().mongo_uri
+    options = parse_uri(uri)["options"]
+    assert options["tls"] is True and options["tlsCAFile"] == str(ca_file)
+    assert options["retryWrites"] is False and options["replicaSet"] == "rs0" and options["authSource"] == "fma"
+    assert uri.startswith(f"mongodb://fma-airflow:{quote_plus(PASSWORD)}@mongo:27017/fma?")
+
+
+@pytest.mark.parametrize("flag", ["ssl", "tls"])
+def test_allow_insecure_becomes_what_mongohook_itself_would_do(monkeypatch, flag):
+    from pymongo.uri_parser import parse_uri
+
+    from plugins.platform_hooks import platform_settings
+
+    _connect(monkeypatch, mongo_extra={flag: True, "allow_insecure": True})
+    options = parse_uri(platform_settings().mongo_uri)["options"]
+    assert options["tlsAllowInvalidCertificates"] is True and "allow_insecure" not in options
+
+
+def test_the_embedded_stacks_connection_round_trips_a_tls_uri(monkeypatch, settings, ca_file):
+    """infra.services writes the Connection from a URI; the tasks must get that URI's options back."""
+    from pymongo.uri_parser import parse_uri
+
+    from infra.services import airflow_connections
+    from plugins.platform_hooks import platform_settings
+
+    original = (f"mongodb://fma-airflow:{quote_plus(PASSWORD)}@db.example:27017/?tls=true"
+                f"&tlsCAFile={quote_plus(str(ca_file))}&authSource=fma&w=majority")
+    embedded = settings.model_copy(update={"mongo_uri": original})
+    for name, value in airflow_connections(embedded).items():
+        monkeypatch.setenv(name, value)
+    rebuilt = platform_settings().mongo_uri
+    assert dict(parse_uri(rebuilt)["options"]) == dict(parse_uri(original)["options"])
+    assert parse_uri(rebuilt)["password"] == PASSWORD
+
+
+def test_kafka_security_comes_from_the_connection_and_its_password_is_masked(monkeypatch, ca_file):
+    from airflow.sdk._shared.secrets_masker import redact
+
+    from fma_platform.kafka import kafka_client_config
+    from plugins.platform_hooks import platform_settings
+
+    kafka_password = "kafka-s3cret-value"
+    _connect(monkeypatch, mongo_extra={}, kafka_extra={
+        "security.protocol": "sasl_ssl", "sasl.mechanisms": "SCRAM-SHA-256", "sasl.username": "fma-airflow",
+        "sasl.password": kafka_password, "ssl.ca.location": str(ca_file)})
+    settings = platform_settings()
+    assert kafka_client_config(settings) == {
+        "bootstrap_servers": ["kafka:9092"], "security_protocol": "SASL_SSL", "ssl_check_hostname": True,
+        "ssl_cafile": str(ca_file), "sasl_mechanism": "SCRAM-SHA-256", "sasl_plain_username": "fma-airflow",
+        "sasl_plain_password": kafka_password}
+    assert kafka_password not in redact(f"FMA_KAFKA_SASL_PASSWORD={kafka_password}")
+    assert spark_job_env(settings)["FMA_KAFKA_SASL_PASSWORD"] == kafka_password  # the job logs in too
+
+
+def test_a_kafka_connection_without_security_keeps_the_workers_settings(monkeypatch):
+    from plugins.platform_hooks import platform_settings
+
+    monkeypatch.setenv("FMA_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("FMA_KAFKA_SASL_USERNAME", "worker-user")
+    monkeypatch.setenv("FMA_KAFKA_SASL_PASSWORD", "worker-pw")
+    from fma_platform.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        _connect(monkeypatch, mongo_extra={})
+        settings = platform_settings()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert settings.kafka_security_protocol == "SASL_PLAINTEXT" and settings.kafka_sasl_username == "worker-user"
+    assert settings.kafka_sasl_password.get_secret_value() == "worker-pw"
+    assert settings.kafka_bootstrap == "kafka:9092"
+
+
+def test_a_sasl_connection_without_a_login_is_refused(monkeypatch):
+    from pydantic import ValidationError
+
+    from plugins.platform_hooks import platform_settings
+
+    _connect(monkeypatch, mongo_extra={}, kafka_extra={"security.protocol": "SASL_SSL"})
+    with pytest.raises(ValidationError, match="FMA_KAFKA_SASL_USERNAME"):
+        platform_settings()
