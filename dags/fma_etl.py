@@ -25,7 +25,8 @@ PARAMS = {
                      description="sample = generated synthetic FMA-shaped data; small/medium/large = real FMA"),
     "metadata_dir": Param("", type="string", description="fma_metadata folder (local dataset, or override)"),
     "audio_dir": Param("", type="string", description="audio folder in FMA layout (local dataset, or override)"),
-    "chunk_size": Param(50, type="integer", minimum=1, description="tracks per extraction task"),
+    "chunk_size": Param(0, type="integer", minimum=0,
+                        description="tracks per extraction task; 0: chosen from the dataset (pipeline.chunking)"),
     "workers": Param(2, type="integer", minimum=1, description="processes per extraction task"),
     "max_failure_fraction": Param(0.1, type="number", minimum=0, maximum=1,
                                   description="share of tracks allowed to fail before the DAG fails"),
@@ -33,6 +34,12 @@ PARAMS = {
     "sample_seed": Param(0, type="integer", minimum=0, description="sample seed (0: from settings)"),
     "pca_components": Param(32, type="integer", minimum=2, description="embedding dimensions"),
 }
+
+
+# Wall-clock limits: a hung task fails (and retries) instead of holding the run forever.
+TASK_TIMEOUT = timedelta(hours=2)  # catalogue, validate, transform, load of fma_large
+ACQUIRE_TIMEOUT = timedelta(hours=12)  # downloading fma_large's 93 GiB archive
+EXTRACT_TASK_TIMEOUT = timedelta(hours=6)  # a backstop: each chunk has its own, sized limit
 
 
 def _run() -> tuple[str, datetime]:
@@ -50,7 +57,7 @@ def _run() -> tuple[str, datetime]:
     max_active_runs=1,
     max_active_tasks=2,
     render_template_as_native_obj=True,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=15)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=15), "execution_timeout": TASK_TIMEOUT},
     # Any task failing for good marks the run's etl_runs summary failed (not only validate).
     on_failure_callback=etl_run_failed,
     doc_md=__doc__,
@@ -58,7 +65,7 @@ def _run() -> tuple[str, datetime]:
 def fma_etl():
     from plugins.platform_hooks import platform_settings
 
-    @task
+    @task(execution_timeout=ACQUIRE_TIMEOUT)
     def acquire(params: dict | None = None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -83,13 +90,14 @@ def fma_etl():
         from pipeline import etl
 
         return etl.plan_chunks(acquired["dataset"], catalogued["track_ids"], settings=platform_settings(),
-                               chunk_size=int(params["chunk_size"]))
+                               chunk_size=int(params["chunk_size"]), workers=int(params["workers"]))
 
     @task
     def chunks_of(plan: dict) -> list[dict]:
         return plan["chunks"]
 
-    @task(max_active_tis_per_dagrun=1, retries=3)
+    # Each chunk also stops its extractor after the chunk's own limit (pipeline.chunking).
+    @task(max_active_tis_per_dagrun=1, retries=3, execution_timeout=EXTRACT_TASK_TIMEOUT)
     def extract_chunk(chunk: dict, params: dict | None = None) -> dict:
         from pipeline import etl
 

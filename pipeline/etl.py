@@ -15,12 +15,15 @@ upserts catalogue then features; a load interrupted half way is completed by its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -35,6 +38,7 @@ from fma_platform.files import write_atomic
 from fma_platform.mongo import platform_db, upsert_by
 from fma_platform.settings import Settings
 from pipeline.catalogue import read_catalogue, upsert_catalogue
+from pipeline.chunking import choose_chunk_size, chunk_timeout_s
 from pipeline.datasets import Dataset, acquire_dataset, resolve_dataset
 from pipeline.errors import PipelineError
 from pipeline.load import (
@@ -176,18 +180,26 @@ class StagingError(PipelineError):
 
 
 # 3. plan + extract -----------------------------------------------------------------------
-def plan_chunks(dataset_params: dict, track_ids: list[int], *, settings: Settings, chunk_size: int) -> dict:
-    """Split the catalogue into chunks; each becomes one mapped extraction task."""
+def plan_chunks(dataset_params: dict, track_ids: list[int], *, settings: Settings, chunk_size: int,
+                workers: int) -> dict:
+    """Split the catalogue into chunks; each becomes one mapped extraction task.
+
+    ``chunk_size`` 0 means "chosen from the dataset" (``pipeline.chunking``: fixed cost
+    <= 10 % of a task, chunk count within Airflow's ``max_map_length``); each chunk carries
+    the wall-clock limit its extraction gets.
+    """
     from audio_features.extract import plan_chunks as split
 
+    size = chunk_size if chunk_size > 0 else choose_chunk_size(len(track_ids), workers=workers)
+    timeout = chunk_timeout_s(size, workers=workers)
     dataset = Dataset.from_params(dataset_params)
-    snapshot = snapshot_id_of(track_ids, chunk_size=chunk_size)
+    snapshot = snapshot_id_of(track_ids, chunk_size=size)
     out_dir = snapshot_dir(settings, dataset.name, snapshot)
     chunks = [
-        {"index": i, "track_ids": ids, "out_dir": str(out_dir), "dataset": dataset_params}
-        for i, ids in enumerate(split(track_ids, chunk_size=chunk_size))
+        {"index": i, "track_ids": ids, "out_dir": str(out_dir), "dataset": dataset_params, "timeout_s": timeout}
+        for i, ids in enumerate(split(track_ids, chunk_size=size))
     ]
-    return {"snapshot_id": snapshot, "out_dir": str(out_dir), "chunks": chunks}
+    return {"snapshot_id": snapshot, "out_dir": str(out_dir), "chunk_size": size, "chunks": chunks}
 
 
 def extract_chunk(chunk: dict, *, settings: Settings, run_id: str, workers: int) -> dict:
@@ -195,7 +207,9 @@ def extract_chunk(chunk: dict, *, settings: Settings, run_id: str, workers: int)
 
     A fresh interpreter keeps the extractor's process pool independent of the caller
     (Airflow's task runner cannot be re-imported by spawned workers). Each chunk has its
-    own folder ``<snapshot>/chunk-NNNNN/``; a finished chunk is skipped by the CLI.
+    own folder ``<snapshot>/chunk-NNNNN/``; a finished chunk is skipped by the CLI. The
+    extractor (and its workers) is killed when the chunk's ``timeout_s`` passes; a retry
+    resumes from the chunk's folder.
     """
     dataset = Dataset.from_params(chunk["dataset"])
     out = chunk_dir(Path(chunk["out_dir"]), chunk["index"])
@@ -206,8 +220,12 @@ def extract_chunk(chunk: dict, *, settings: Settings, run_id: str, workers: int)
         "--track-ids", *map(str, chunk["track_ids"]),
     ]
     began = time.monotonic()
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(settings.state_dir / "numba-cache")}
-    returncode, last_line = _run_streaming_output(command, env=env)
+    env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR") or str(settings.numba_cache_dir)}
+    timeout = float(chunk.get("timeout_s") or chunk_timeout_s(len(chunk["track_ids"]), workers=workers))
+    returncode, last_line = run_streaming_output(command, env=env, timeout_s=timeout)
+    if returncode is None:
+        raise ExtractionRunError(f"chunk {chunk['index']}: extraction took longer than {timeout:.0f} s and was "
+                                 f"stopped; last output: {last_line}")
     if returncode != 0:
         raise ExtractionRunError(f"chunk {chunk['index']}: extractor exited {returncode}: {last_line}")
     seconds = time.monotonic() - began
@@ -218,19 +236,45 @@ def extract_chunk(chunk: dict, *, settings: Settings, run_id: str, workers: int)
     }
 
 
-def _run_streaming_output(command: list[str], *, env: dict[str, str]) -> tuple[int, str]:
+def run_streaming_output(command: list[str], *, env: dict[str, str], timeout_s: float) -> tuple[int | None, str]:
     """Run ``command``, copying its output (the extractor's progress bar: tracks done /
     total and rate) line by line into this process's log as it comes; return its exit
-    status and last non-empty line."""
+    status (None: killed, with its whole process group, after ``timeout_s``) and last
+    non-empty line."""
     last = "no output"
+    fired = threading.Event()
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          bufsize=1) as child:
-        for line in child.stdout:
-            for part in line.replace("\r", "\n").splitlines():
-                if part.strip():
-                    print(part.strip(), flush=True)
-                    last = part.strip()
-    return child.returncode, last
+                          bufsize=1, start_new_session=True, preexec_fn=_die_with_parent) as child:
+        timer = threading.Timer(timeout_s, _kill_group, args=(child, fired))
+        timer.start()
+        try:
+            for line in child.stdout:
+                for part in line.replace("\r", "\n").splitlines():
+                    if part.strip():
+                        print(part.strip(), flush=True)
+                        last = part.strip()
+            child.wait()
+        except BaseException:  # the task itself timed out or was stopped: take the extractor down too
+            _kill_group(child, threading.Event())
+            raise
+        finally:
+            timer.cancel()
+    return (None if fired.is_set() else child.returncode), last
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the task process dies (Linux ``PR_SET_PDEATHSIG``)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+def _kill_group(child: subprocess.Popen, fired: threading.Event) -> None:
+    """SIGKILL ``child`` and every process it started (the extractor's worker pool)."""
+    fired.set()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 class ExtractionRunError(PipelineError):

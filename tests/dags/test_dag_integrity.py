@@ -57,6 +57,15 @@ def test_every_dag_has_tags_and_retries(dag_bag, attribute):
                 assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
 
 
+def test_every_etl_task_has_a_wall_clock_limit(dag_bag):
+    """A hung download, extraction or Spark job fails and retries instead of holding the run."""
+    dag = dag_bag.dags["fma_etl"]
+    limits = {task.task_id: task.execution_timeout for task in dag.tasks}
+    assert all(limit is not None for limit in limits.values()), limits
+    assert limits["acquire"] > limits["extract_chunk"] > limits["load"]
+    assert dag.params["chunk_size"] == 0  # chosen from the dataset unless a run says otherwise
+
+
 def test_dags_start_unpaused_on_both_stacks(settings):
     """fma_training is scheduled on the ETL's asset: a paused DAG would never follow an
     ETL run a data engineer triggers from the UI."""
