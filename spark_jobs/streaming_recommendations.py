@@ -33,7 +33,9 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
                         help="checkpoint folder (offsets of committed batches)")
     parser.add_argument("--starting-offsets", choices=STARTING_OFFSETS, default="earliest",
                         help="where a query without checkpoint starts")
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="most records per batch")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=None,
+                        help="most records per batch (default: FMA_STREAM_MAX_RECORDS_PER_BATCH, "
+                             f"{settings.stream_max_records_per_batch}; 0: no bound)")
     parser.add_argument("--run-for", type=float, default=None, help="stop after this many seconds (tests, benchmarks)")
     parser.add_argument("--topic", default=None, help="another topic than the settings' events topic")
     return parser.parse_args(argv)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
+from pymongo import DESCENDING
 from pymongo.database import Database
 
 from fma_platform.contracts import Collection
@@ -75,7 +76,7 @@ class RecommendationStream:
         self.window_listeners = WindowListeners(db, window=self.config.window)
         self._query_id: str | None = None
         self.last_metrics: BatchMetrics | None = None
-        ensure_indexes(db)
+        ensure_indexes(db, settings)
 
     @property
     def query_id(self) -> str:
@@ -119,7 +120,7 @@ class RecommendationStream:
         metrics.dead_letters = write_dead_letters(self.db, classified.dead_letters)
         metrics.valid_events = len(classified.valid)
         batch_key = batch_metrics_id(self.query_id, batch_id)
-        stored = write_events(self.db, classified.valid, batch_key=batch_key)
+        stored = write_events(self.db, classified.valid, batch_key=batch_key, stored_at=now)
         metrics.new_events = len(stored)
         step("store_events")
         als = self.models.als(catalogue)
@@ -186,13 +187,22 @@ def recommend_for(user_id: str, history: pd.DataFrame, catalogue: StreamCatalogu
 
 
 def load_histories(db: Database, user_ids: list[str], *, limit: int, since: datetime) -> dict[str, pd.DataFrame]:
-    """Each listener's last ``limit`` events since ``since`` (newest first), in one query."""
-    projection = {"_id": 0, "user_id": 1, **{name: 1 for name in taste.HISTORY_FIELDS}}
-    documents = list(db[Collection.LISTENING_EVENTS].find(
-        {"user_id": {"$in": user_ids}, "client_ts": {"$gte": since}}, projection))
-    frame = pd.DataFrame(documents, columns=["user_id", *taste.HISTORY_FIELDS])
-    frame = frame.sort_values("client_ts", ascending=False, kind="stable")
-    return {user_id: rows.head(limit) for user_id, rows in frame.groupby("user_id", sort=False)}
+    """Each listener's last ``limit`` events since ``since`` (newest first); listeners without any
+    are left out.
+
+    One indexed query per listener (``user_id``, ``client_ts``), so a batch reads at most
+    ``limit`` events per listener however many are stored: one ``$in`` query over all of
+    them read every event of the window, and was a collection scan on the embedded server.
+    """
+    projection = {"_id": 0, **{name: 1 for name in taste.HISTORY_FIELDS}}
+    collection = db[Collection.LISTENING_EVENTS]
+    histories = {}
+    for user_id in user_ids:
+        documents = list(collection.find({"user_id": user_id, "client_ts": {"$gte": since}}, projection)
+                         .sort("client_ts", DESCENDING).limit(limit))
+        if documents:
+            histories[user_id] = pd.DataFrame(documents, columns=list(taste.HISTORY_FIELDS))
+    return histories
 
 
 def model_version_label(catalogue: StreamCatalogue, als: AlsFactors | None) -> str:

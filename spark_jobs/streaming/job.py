@@ -9,6 +9,11 @@ stop the query between batches.
 
 Latency: with the default 0.1 s trigger, batches run back to back while events flow;
 each batch's time is spread over the steps recorded in ``stream_metrics.step_seconds``.
+
+Bounded batches: a batch reads at most ``Settings.stream_max_records_per_batch`` records
+(``maxOffsetsPerTrigger`` of either Kafka source; ``batch_record_limit``), so a backlog
+left by an outage drains in batches of that size instead of one batch the size of the
+backlog on the driver (``benchmarks/bench_stream_backlog.py`` measures both).
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ def start_stream(
 ):
     """Start the query; return ``(query, stream)`` (the caller stops the query).
 
-    ``wrap_handler(stream)`` may return another ``foreachBatch`` function around the
-    stream (tests use it to crash a batch half-way).
+    ``max_offsets_per_trigger``: most records per batch (``batch_record_limit``: None takes
+    the settings' bound, 0 none). ``wrap_handler(stream)`` may return another
+    ``foreachBatch`` function around the stream (tests use it to crash a batch half-way).
     """
     from spark_jobs.streaming.kafka_source import driver_batch_reader, read_kafka_stream
 
@@ -66,8 +72,8 @@ def start_stream(
     stream.models.catalogue()  # load once before the first batch
     # A stateless query: a trigger without new offsets has nothing to do.
     spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
-    events = read_kafka_stream(spark, settings, topic=topic,
-                               starting_offsets=starting_offsets, max_offsets_per_trigger=max_offsets_per_trigger)
+    events = read_kafka_stream(spark, settings, topic=topic, starting_offsets=starting_offsets,
+                               max_offsets_per_trigger=batch_record_limit(settings, max_offsets_per_trigger))
     query = (
         events.writeStream.queryName(query_name)
         .foreachBatch(stream if wrap_handler is None else wrap_handler(stream))
@@ -76,6 +82,15 @@ def start_stream(
         .start()
     )
     return query, stream
+
+
+def batch_record_limit(settings: Settings, requested: int | None = None) -> int | None:
+    """Most Kafka records per micro-batch: ``requested``, else ``settings.stream_max_records_per_batch``;
+    None (no bound) when that is 0."""
+    limit = settings.stream_max_records_per_batch if requested is None else requested
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise StreamingJobError(f"the records per batch must be an integer >= 0 (0: no bound), got {limit!r}")
+    return limit or None
 
 
 def supervise(query, supervisor: Supervisor, *, stop: threading.Event, run_for: float | None) -> str | None:

@@ -7,12 +7,21 @@
   each window's listener set (a set union);
 * ``stream_metrics``: the batch documents, their lag and the heartbeat
   (``fma_platform.stream_status``).
+
+Retention: ``ensure_indexes`` also keeps one TTL index per growing collection, with the
+windows of the settings (``RETENTION_FIELDS``): batch documents by ``batch_time``, dead
+letters by ``received_at``, events by ``stored_at`` (when the stream stored them; a
+client's ``client_ts`` is never trusted to decide). The server deletes what is older:
+MongoDB's TTL monitor and SecantusDB's sweeper both run every 60 s, so no pruning step
+of ours is needed. Heartbeats have no ``batch_time`` and stay; events stored by another
+writer without ``stored_at`` (the simulator's direct MongoDB sink) are not expired.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
@@ -21,7 +30,9 @@ from pymongo.errors import BulkWriteError
 
 from fma_platform.contracts import Collection
 from fma_platform.mongo import insert_once, raise_unless_duplicates
+from fma_platform.settings import Settings, get_settings
 from fma_platform.stream_status import (
+    BATCH_TIME,
     BatchMetrics,
     Heartbeat,
     batch_metrics_id,
@@ -34,14 +45,47 @@ from spark_jobs.streaming.records import ValidEvent, event_documents
 from spark_jobs.streaming.trending import COUNTED_TYPES, LISTENERS, trending_id, trending_increments, window_start
 
 APPLIED_BATCHES_KEPT = 20  # only the last batch is ever replayed
+STORED_AT = "stored_at"  # when the stream stored an event (its retention clock)
+DAY_S = 86_400
+# collection -> (the platform's own time field the window counts from, its settings field).
+RETENTION_FIELDS: dict[str, tuple[str, str]] = {
+    Collection.STREAM_METRICS: (BATCH_TIME, "retention_stream_metrics_days"),
+    Collection.DEAD_LETTERS: ("received_at", "retention_dead_letters_days"),
+    Collection.LISTENING_EVENTS: (STORED_AT, "retention_listening_events_days"),
+}
 
 
-def ensure_indexes(db: Database) -> None:
-    """Indexes the stream's reads and upserts rely on (idempotent)."""
+def ensure_indexes(db: Database, settings: Settings | None = None) -> None:
+    """Indexes the stream's reads and upserts rely on, and the retention TTL indexes of
+    ``settings`` (default: the process's settings). Idempotent; a changed window is applied."""
     db[Collection.LISTENING_EVENTS].create_index([("user_id", ASCENDING), ("client_ts", DESCENDING)])
     db[Collection.REALTIME_RECOMMENDATIONS].create_index([("user_id", ASCENDING)], unique=True)
     db[Collection.TRENDING].create_index([("window_start", ASCENDING), ("kind", ASCENDING)])
     db[Collection.STREAM_METRICS].create_index([("query_id", ASCENDING), ("batch_id", ASCENDING)])
+    settings = settings or get_settings()
+    for collection, (field, setting) in RETENTION_FIELDS.items():
+        days = getattr(settings, setting)
+        ensure_ttl_index(db[collection], field, seconds=days * DAY_S if days else None)
+
+
+def retention_index_name(field: str) -> str:
+    return f"retention_{field}"
+
+
+def ensure_ttl_index(collection, field: str, *, seconds: int | None) -> dict[str, Any] | None:
+    """The TTL index expiring documents ``seconds`` after their ``field``: created, its window
+    changed in place (``collMod``), or dropped when ``seconds`` is None; its options after."""
+    name = retention_index_name(field)
+    existing = collection.index_information().get(name)
+    if seconds is None:
+        if existing is not None:
+            collection.drop_index(name)
+        return None
+    if existing is None:
+        collection.create_index([(field, ASCENDING)], name=name, expireAfterSeconds=seconds)
+    elif existing.get("expireAfterSeconds") != seconds:
+        collection.database.command("collMod", collection.name, index={"name": name, "expireAfterSeconds": seconds})
+    return collection.index_information()[name]
 
 
 # --- events and dead letters ------------------------------------------------------------------
@@ -51,14 +95,18 @@ def write_dead_letters(db: Database, documents: list[dict]) -> int:
     return len(documents)
 
 
-def write_events(db: Database, valid: Sequence[ValidEvent], *, batch_key: str) -> list[ValidEvent]:
+def write_events(db: Database, valid: Sequence[ValidEvent], *, batch_key: str,
+                 stored_at: datetime) -> list[ValidEvent]:
     """Insert the events by ``_id = event_id``; return those this batch stored first.
 
     Each document records its ``ingest_batch``: when a replayed batch finds its events
     already stored, the ones it stored itself the first time are still known (for the
     trending counts), while an event re-sent by a producer belongs to an earlier batch.
+    ``stored_at`` (the batch's time) starts the event's retention window; a stored event
+    keeps its first one.
     """
-    documents = [{**document, "ingest_batch": batch_key} for document in event_documents(valid)]
+    documents = [{**document, "ingest_batch": batch_key, STORED_AT: stored_at}
+                 for document in event_documents(valid)]
     collection = db[Collection.LISTENING_EVENTS]
     new_ids, duplicates = insert_once(collection, documents)
     if duplicates:

@@ -103,3 +103,22 @@ def test_an_empty_catalogue_loads_before_the_first_etl(mongo_db):
     ranked = rank_tracks(track_ids=catalogue.track_ids, embeddings=catalogue.vectors, taste=None, excluded=set(),
                          popularity=catalogue.popularity, index_of=catalogue.index_of)
     assert ranked == []
+
+
+def test_histories_read_at_most_the_recent_events_of_each_listener(mongo_db):
+    from fma_platform.events import to_document
+    from spark_jobs.streaming.batch import load_histories
+    from spark_jobs.streaming.sink import ensure_indexes
+
+    ensure_indexes(mongo_db)
+    stored = [event("busy", 100 + n % 12, "complete", T0 + timedelta(seconds=n)) for n in range(300)]
+    stored += [event("quiet", 200, "like", T0 + timedelta(seconds=5)), event("quiet", 201, "play", T0 - timedelta(hours=9))]
+    mongo_db[Collection.LISTENING_EVENTS].insert_many([to_document(e) for e in stored])
+
+    histories = load_histories(mongo_db, ["busy", "quiet", "nobody"], limit=50, since=T0 - timedelta(hours=1))
+
+    assert sorted(histories) == ["busy", "quiet"]
+    busy = histories["busy"]
+    assert len(busy) == 50 and busy["client_ts"].is_monotonic_decreasing
+    assert busy["client_ts"].iloc[0] == T0 + timedelta(seconds=299)  # the newest 50, newest first
+    assert histories["quiet"]["track_id"].tolist() == [200]  # the event before `since` is not read
