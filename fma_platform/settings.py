@@ -144,6 +144,9 @@ class Settings(BaseSettings):
 
     # Streamlit.
     streamlit_port: int = 8501
+    # Great Expectations' Data Docs (the ETL quality gate's HTML reports), served over HTTP
+    # so the analyst pages can link them (infra/services.py data_docs_spec).
+    data_docs_port: int = 8502
     # Player reports (dashboards.report_guard): each session may turn at most a burst of
     # reports and actions into events, refilled at a steady rate (a token bucket); listened
     # seconds may run this far ahead of the server's clock since the play started.
@@ -252,6 +255,16 @@ class Settings(BaseSettings):
     @property
     def kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap_servers or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def data_docs_url(self) -> str:
+        """Where people reach the quality gate's Data Docs site."""
+        return f"http://{self.host}:{self.data_docs_port}"
+
+    @property
+    def quality_dir(self) -> Path:
+        """The quality gate's Great Expectations project (suites, results, Data Docs)."""
+        return self.state_dir / "gx"
 
     @property
     def data_dir(self) -> Path:
