@@ -16,6 +16,7 @@ from dashboards.analytics import (
 )
 from dashboards.auth import Role
 from dashboards.charts import events_per_minute_chart, stream_lag_chart, stream_latency_chart, trending_chart
+from dashboards.playback import rejected_report_counts
 from dashboards.views.common import database_section, empty_state, service_banners
 from dashboards.services import database
 from dashboards.session import require_role
@@ -36,9 +37,15 @@ def _live_panels() -> None:
     with database_section("Live listening"):
         db = database()
         events = recent_events(db, since=now - WINDOW)
-        rate, listeners = st.columns(2)
+        rejected = rejected_report_counts(db, since=now - WINDOW)
+        rate, listeners, refused = st.columns(3)
         rate.metric("Events in the last hour", len(events))
         listeners.metric("Active listeners (5 min)", active_listeners(events, now=now))
+        refused.metric("Player reports refused (last hour)", sum(rejected.values()),
+                       help="reports the server did not turn into events: forged, replayed or over the rate limit")
+        if rejected:
+            st.caption("Refused by reason: " + ", ".join(f"{reason} {count}" for reason, count in
+                                                         sorted(rejected.items(), key=lambda kv: -kv[1])))
         st.subheader("Events per minute")
         if events.empty:
             empty_state("listening events in the last hour",

@@ -170,9 +170,15 @@ def test_live_page_from_seeded_events_and_stream_metrics(app_db, analyst):
     app_db[Collection.STREAM_METRICS].insert_many([*batches, heartbeat.document()])
     health = stream_health(app_db)  # the batches only, newest first; lag once Spark reported it
     assert health["max"].tolist() == [4.0, 3.0] and health["lag"].tolist()[1] == 3 and pd.isna(health["lag"][0])
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    app_db[Collection.REJECTED_REPORTS].insert_many([
+        {"_id": f"{hour:%Y-%m-%dT%H}/s1/rate_limited", "hour": hour, "reason": "rate_limited", "count": 40},
+        {"_id": f"{hour:%Y-%m-%dT%H}/s2/replay", "hour": hour, "reason": "replay", "count": 2},
+        {"_id": "old/s1/replay", "hour": hour - timedelta(hours=3), "reason": "replay", "count": 99}])
     at = page_test("live", analyst).run()
     assert not at.exception
-    assert [m.value for m in at.metric] == ["6", "3"]
+    assert [m.value for m in at.metric] == ["6", "3", "42"]
+    assert "Refused by reason: rate_limited 40, replay 2" in texts(at)
     seen = re.search(r"Streaming job streaming_recommendations: active, last heartbeat (\d+) s ago, "
                      r"0 records behind\.", texts(at))
     assert seen and 4 <= int(seen.group(1)) < 60  # written 4 s before the page ran (a slow machine adds some)
