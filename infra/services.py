@@ -334,3 +334,40 @@ def streamlit_spec(settings: Settings) -> ServiceSpec:
         cwd=PROJECT_ROOT,
         start_timeout=60,
     )
+
+
+# --- Data Docs ---------------------------------------------------------------------------
+def data_docs_spec(settings: Settings) -> ServiceSpec:
+    """A static HTTP server for the quality gate's Data Docs (GX's HTML reports).
+
+    The analyst pages link each run's validation pages; browsers do not open ``file://``
+    links from a web page, and Streamlit's static serving sends ``.html`` as text/plain.
+    Serves the site folder only (not the GX project with its stored results), read-only.
+    """
+    from pipeline.quality import data_docs_site_dir
+
+    site = data_docs_site_dir(settings.quality_dir)
+    site.mkdir(parents=True, exist_ok=True)
+    url = settings.data_docs_url
+
+    def health() -> None:
+        with urllib.request.urlopen(f"{url}/", timeout=3) as response:
+            if response.status != 200:
+                raise StackError(f"{url}/ answered HTTP {response.status}")
+
+    return ServiceSpec(
+        name="data_docs",  # process.start names FMA_DATA_DOCS_PORT from it
+        command=[
+            sys.executable, "-m", "http.server",
+            "--bind", settings.bind_host,
+            "--directory", str(site),
+            str(settings.data_docs_port),
+        ],
+        log_path=settings.logs_dir / "data-docs.log",
+        run_dir=settings.run_dir,
+        health=health,
+        port=settings.data_docs_port,
+        bind_host=settings.bind_host,
+        url=url,
+        start_timeout=30,
+    )

@@ -15,7 +15,15 @@ from fma_platform.kafka import topic_partitions
 from fma_platform.settings import PROJECT_ROOT
 from infra import process
 from infra.process import free_port
-from infra.services import airflow_env, airflow_specs, kafka_spec, mongo_spec, spark_env, streamlit_spec
+from infra.services import (
+    airflow_env,
+    airflow_specs,
+    data_docs_spec,
+    kafka_spec,
+    mongo_spec,
+    spark_env,
+    streamlit_spec,
+)
 
 
 def test_mongo_insert_and_find(mongo_db):
@@ -144,3 +152,49 @@ def test_the_broker_advertises_host_not_its_listener(settings, tmp_path):
     finally:
         process.stop(spec)
     assert [(broker["host"], broker["port"]) for broker in brokers] == [("localhost", own.kafka_port)]
+
+
+# --- Data Docs over HTTP ------------------------------------------------------------------
+@pytest.mark.slow
+def test_data_docs_of_a_gate_run_are_served_over_http(settings, tmp_path):
+    import urllib.request
+
+    import pandas as pd
+
+    from pipeline.quality import CATALOGUE_SUITE, validate_catalogue
+
+    own = settings.model_copy(update={"state_dir": tmp_path, "data_docs_port": free_port(), "host": "localhost"})
+    catalogue = pd.DataFrame([{
+        "track_id": 2, "title": "Food", "artist_name": "AWOL", "album_title": "AWOL - A Way Of Life",
+        "genre_ids": [21], "top_genre_id": 21, "top_genre_title": "Hip-Hop", "duration": 168, "license": "CC BY",
+        "listens": 1293, "favorites": 2, "interest": 4656, "subset": "small", "split": "training",
+    }])
+    report = validate_catalogue(catalogue, context_dir=own.quality_dir, run_id="manual__2026-01-05T00:00:00+00:00",
+                                data_docs_base_url=own.data_docs_url)
+    spec = data_docs_spec(own)
+    assert spec.command[spec.command.index("--bind") + 1] == own.bind_host
+    process.start(spec)
+    try:
+        fetched = {}
+        for url in (report.data_docs_url, report.data_docs_pages[0]):
+            with urllib.request.urlopen(url, timeout=10) as response:
+                fetched[url] = (response.status, response.headers.get_content_type(), response.read().decode())
+    finally:
+        process.stop(spec)
+
+    assert report.data_docs_url == f"http://localhost:{own.data_docs_port}/index.html"
+    index_status, index_type, index_html = fetched[report.data_docs_url]
+    assert (index_status, index_type) == (200, "text/html")
+    assert CATALOGUE_SUITE in index_html
+    page_status, page_type, page_html = fetched[report.data_docs_pages[0]]
+    assert (page_status, page_type) == (200, "text/html")
+    assert "manual__2026-01-05T00:00:00+00:00" in page_html  # the run's own page, its name URL-encoded in the link
+
+
+def test_data_docs_listen_on_bind_host_and_are_linked_at_host(settings, tmp_path):
+    own = settings.model_copy(update={"state_dir": tmp_path, "bind_host": "0.0.0.0", "host": "fma.example"})
+    spec = data_docs_spec(own)
+    assert spec.command[spec.command.index("--bind") + 1] == "0.0.0.0"
+    assert spec.url == f"http://fma.example:{own.data_docs_port}" == own.data_docs_url
+    served = spec.command[spec.command.index("--directory") + 1]
+    assert served == str(tmp_path / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site")  # the site, not the project
