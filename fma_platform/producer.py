@@ -1,17 +1,27 @@
-"""The one Kafka producer wrapper: validated listening events, never a blocked caller.
+"""The one Kafka producer wrapper: validated listening events, never a blocked caller, none lost in silence.
 
 ``EventProducer.send`` validates an event (``InvalidEventError`` to the caller, nothing
-reaches Kafka) and puts its bytes in a bounded in-memory outbox; it never waits for the
-broker. One background thread owns the ``KafkaProducer``: it connects (bounded time),
-hands the outbox over in order, keyed by ``user_id``, with ``acks="all"``, idempotence
-and kafka-python's retries within ``delivery_timeout_s``, and waits for each round's
-acknowledgements. Events whose delivery fails go back to the head of the outbox and are
-sent again once the broker answers (after a backoff, or at once on ``flush``). While the
-broker is down the outbox keeps at most ``max_buffered`` events and drops the oldest.
+reaches Kafka) and appends its bytes to the outbox on disk (``fma_platform.outbox``:
+``<state_dir>/outbox/<client id>--<topic>.sqlite``); it never waits for the broker. One
+background thread owns the ``KafkaProducer``: it connects (bounded time), hands the
+outbox over in order from its head, keyed by ``user_id``, with ``acks="all"``,
+idempotence and kafka-python's retries within ``delivery_timeout_s``, waits for each
+round's acknowledgements and only then removes the delivered events from the outbox.
+Events whose delivery fails stay at its head and are sent again once the broker answers
+(after a backoff, or at once on ``flush``).
 
-Delivery is at least once: when a broker fails mid-round, an event it did store may be
-sent again. Consumers deduplicate on ``event_id`` (``to_document`` uses it as ``_id``).
-The outbox lives in memory only: events still buffered when the process ends are lost.
+Restarts: the outbox survives the process (each ``send`` is committed to the file before
+it returns; the fsync policy is in ``fma_platform.outbox``). A producer started with the
+same state folder, client id and topic first sends what an earlier one left
+(``ProducerStatus.recovered``). ``close`` leaves undelivered events in the outbox.
+
+Bound: while the broker is down at most ``max_buffered`` events wait (default
+``Settings.producer_outbox_max_events``); beyond it the oldest waiting ones are dropped,
+logged and counted in ``ProducerStatus.dropped`` (kept in the outbox across restarts).
+
+Delivery is at least once: when a broker fails mid-round, or a process dies after the
+broker took a round and before the outbox forgot it, an event may be sent again.
+Consumers deduplicate on ``event_id`` (``to_document`` uses it as ``_id``).
 """
 
 from __future__ import annotations
@@ -19,15 +29,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from fma_platform.errors import PlatformError
 from fma_platform.events import ListeningEvent, encode_event, event_key, validate_event
+from fma_platform.outbox import Outbox, OutboxRecord, outbox_name
 from fma_platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +46,7 @@ log = logging.getLogger(__name__)
 
 class ProducerState(StrEnum):
     CONNECTED = "connected"  # the broker took the last round (or the connection just opened)
-    BUFFERING = "buffering"  # the broker could not be reached: events wait in memory
+    BUFFERING = "buffering"  # the broker could not be reached: events wait in the outbox
     CLOSED = "closed"
 
 
@@ -49,15 +60,11 @@ class ProducerStatus:
 
     state: ProducerState
     buffered: int  # accepted, not yet acknowledged by the broker (includes in flight)
-    dropped: int  # oldest events discarded because the outbox was full
-    sent: int  # acknowledged by the broker
+    dropped: int  # oldest events discarded because the outbox was full (ever, by this outbox)
+    sent: int  # acknowledged by the broker (by this producer)
     last_error: str | None
-
-
-@dataclass(frozen=True)
-class _Record:
-    key: bytes
-    value: bytes
+    recovered: int = 0  # events earlier processes left in the outbox, found at start
+    outbox: str = ""  # the outbox file
 
 
 class EventProducer:
@@ -69,8 +76,12 @@ class EventProducer:
         Gives ``kafka_bootstrap`` and ``kafka_events_topic``.
     topic : str, optional
         Another topic than the settings' events topic (tests, replays).
-    max_buffered : int
-        Most events held in memory (not yet acknowledged); beyond it the oldest are dropped.
+    max_buffered : int, optional
+        Most events waiting in the outbox (not yet acknowledged); beyond it the oldest are
+        dropped and counted. Default ``settings.producer_outbox_max_events``.
+    outbox_dir : Path, optional
+        Folder of the outbox; default ``settings.state_dir / "outbox"``. Its file is named
+        after ``client_id`` and the topic, so a restarted producer finds it.
     connect_timeout_s : float
         Bound of one connection attempt and of a metadata wait; the constructor waits at
         most about this long for the first attempt.
@@ -84,7 +95,8 @@ class EventProducer:
         settings: Settings,
         *,
         topic: str | None = None,
-        max_buffered: int = 10_000,
+        max_buffered: int | None = None,
+        outbox_dir: Path | None = None,
         linger_ms: int = 5,
         batch_size: int = 16_384,
         connect_timeout_s: float = 2.0,
@@ -95,6 +107,7 @@ class EventProducer:
         max_round_events: int = 1_000,
         client_id: str = "fma-event-producer",
     ) -> None:
+        max_buffered = settings.producer_outbox_max_events if max_buffered is None else max_buffered
         if max_buffered < 1:
             raise ValueError(f"max_buffered must be at least 1, got {max_buffered}")
         self.topic = topic or settings.kafka_events_topic
@@ -123,10 +136,11 @@ class EventProducer:
         }
 
         self._lock = threading.Condition()
-        self._outbox: deque[_Record] = deque()
+        self._outbox = Outbox.open(outbox_dir or settings.state_dir / "outbox", outbox_name(client_id, self.topic))
         self._in_flight = 0
+        self._in_flight_last_seq = 0  # the round in flight is the outbox's head up to this seq
+        self._dropping = False  # in a run of drops (logged once per run)
         self._sent = 0
-        self._dropped = 0
         self._state = ProducerState.BUFFERING
         self._last_error: str | None = None
         self._retry_at = 0.0  # next attempt while disconnected (exponential backoff)
@@ -136,6 +150,9 @@ class EventProducer:
         self._closing = False
         self._closed = False
         self._kafka: KafkaProducer | None = None  # touched by the worker thread only
+        if len(self._outbox):
+            log.info("event producer: %d events left by an earlier process in %s are sent first",
+                     len(self._outbox), self._outbox.path)
 
         self._first_attempt = threading.Event()
         self._worker = threading.Thread(target=self._run, name=f"{client_id}-sender", daemon=True)
@@ -147,14 +164,15 @@ class EventProducer:
         """Validate ``event`` and queue it for delivery; returns at once.
 
         Raises ``InvalidEventError`` for an event that breaks the contract (nothing is
-        queued) and ``ProducerClosedError`` after ``close``.
+        queued), ``ProducerClosedError`` after ``close`` and ``OutboxError`` when the outbox
+        file cannot be written (e.g. a full disk).
         """
         event = validate_event(event)
-        record = _Record(key=event_key(event), value=encode_event(event))
+        key, value = event_key(event), encode_event(event)
         with self._lock:
             if self._closing:
                 raise ProducerClosedError(f"producer for topic {self.topic!r} is closed")
-            self._outbox.append(record)
+            self._outbox.append(key, value)
             self._trim_outbox()
             self._lock.notify_all()
 
@@ -169,7 +187,7 @@ class EventProducer:
             self._flushing += 1
             self._lock.notify_all()
             try:
-                while self._outbox or self._in_flight:
+                while len(self._outbox):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or self._closed:
                         return False
@@ -182,14 +200,17 @@ class EventProducer:
         with self._lock:
             return ProducerStatus(
                 state=self._state,
-                buffered=len(self._outbox) + self._in_flight,
-                dropped=self._dropped,
+                buffered=len(self._outbox),
+                dropped=self._outbox.dropped,
                 sent=self._sent,
                 last_error=self._last_error,
+                recovered=self._outbox.recovered,
+                outbox=str(self._outbox.path),
             )
 
     def close(self, timeout: float = 5.0) -> int:
-        """Deliver what is possible within ``timeout``, stop; return the events left behind."""
+        """Deliver what is possible within ``timeout``, stop; return the events left behind
+        (they stay in the outbox and are sent by the next producer on it)."""
         if self._closed:
             return self.status().buffered
         delivered = self.flush(timeout)
@@ -200,10 +221,12 @@ class EventProducer:
         with self._lock:
             self._closed = True
             self._state = ProducerState.CLOSED
-            left = len(self._outbox) + self._in_flight
+            left = len(self._outbox)
+            if not self._worker.is_alive():
+                self._outbox.close()
         if not delivered and left:
-            log.warning("producer for %s closed with %d undelivered events (last error: %s)",
-                        self.topic, left, self._last_error)
+            log.warning("producer for %s closed with %d undelivered events kept in %s (last error: %s)",
+                        self.topic, left, self._outbox.path, self._last_error)
         return left
 
     def __enter__(self) -> EventProducer:
@@ -214,10 +237,17 @@ class EventProducer:
 
     # --- worker thread -------------------------------------------------------------------
     def _trim_outbox(self) -> None:
-        """Drop the oldest queued events beyond the bound (lock held)."""
-        while self._outbox and len(self._outbox) + self._in_flight > self._max_buffered:
-            self._outbox.popleft()
-            self._dropped += 1
+        """Drop the oldest waiting events beyond the bound, never the round in flight (lock held)."""
+        excess = len(self._outbox) - self._max_buffered
+        if excess <= 0:
+            self._dropping = False
+            return
+        after = self._in_flight_last_seq if self._in_flight else 0
+        dropped = self._outbox.drop_oldest(excess, after_seq=after)
+        if dropped and not self._dropping:
+            log.warning("event producer: the outbox %s is full (%d events): dropping the oldest waiting events "
+                        "(%d dropped so far)", self._outbox.path, self._max_buffered, self._outbox.dropped)
+        self._dropping = self._dropping or bool(dropped)
 
     def _run(self) -> None:
         try:
@@ -231,7 +261,7 @@ class EventProducer:
             self._finish_round(round_records, delivered=self._attempt_round(round_records))
         self._disconnect()
 
-    def _attempt_round(self, round_records: list[_Record]) -> list[bool]:
+    def _attempt_round(self, round_records: list[OutboxRecord]) -> list[bool]:
         try:
             if self._kafka is None and not self._connect():
                 return [False] * len(round_records)
@@ -242,7 +272,7 @@ class EventProducer:
             self._disconnect()
             return [False] * len(round_records)
 
-    def _next_round(self) -> list[_Record] | None:
+    def _next_round(self) -> list[OutboxRecord] | None:
         """Wait until there is something to send (or to reconnect) and it is time; None on close.
 
         An empty round while disconnected is a reconnection attempt, so the state turns
@@ -258,9 +288,9 @@ class EventProducer:
                     break
                 self._lock.wait(None if due else max(next_attempt - time.monotonic(), 0.01))
             self._retry_now = False
-            count = min(len(self._outbox), self._max_round_events)
-            round_records = [self._outbox.popleft() for _ in range(count)]
-            self._in_flight = count
+            round_records = self._outbox.head(self._max_round_events)
+            self._in_flight = len(round_records)
+            self._in_flight_last_seq = round_records[-1].seq if round_records else 0
             return round_records
 
     def _next_attempt(self) -> float:
@@ -292,7 +322,7 @@ class EventProducer:
         except KafkaError as exc:
             log.warning("event producer: closing the Kafka client failed: %s", exc)
 
-    def _deliver(self, round_records: list[_Record]) -> list[bool]:
+    def _deliver(self, round_records: list[OutboxRecord]) -> list[bool]:
         """Send one round in order and wait for its acknowledgements: delivered or not, per record."""
         futures = []
         error: str | None = None
@@ -315,13 +345,14 @@ class EventProducer:
             self._disconnect()
         return delivered
 
-    def _finish_round(self, round_records: list[_Record], *, delivered: list[bool]) -> None:
-        """Count the delivered records; put the others back at the head, in order."""
+    def _finish_round(self, round_records: list[OutboxRecord], *, delivered: list[bool]) -> None:
+        """Remove the delivered records from the outbox; the others stay at its head, in order."""
         with self._lock:
-            failed = [record for record, ok in zip(round_records, delivered) if not ok]
-            self._sent += len(round_records) - len(failed)
+            done = [record.seq for record, ok in zip(round_records, delivered) if ok]
+            failed = len(round_records) - len(done)
+            self._outbox.remove(done)
+            self._sent += len(done)
             self._in_flight = 0
-            self._outbox.extendleft(reversed(failed))
             self._trim_outbox()
             if not failed and self._kafka is not None:
                 self._state = ProducerState.CONNECTED

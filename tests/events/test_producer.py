@@ -2,11 +2,18 @@
 
 Consumers use explicit partition assignment (consumer groups are slow on Tansu). Tests
 that need the broker down or restarted run their own Tansu on a free port with a private
-state folder, so the session's broker is never touched.
+state folder, so the session's broker is never touched. Restarts are real: a producer in
+a child process buffers events while the broker is down and is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -18,6 +25,7 @@ from kafka.partitioner.default import murmur2
 from fma_platform.events import InvalidEventError, ListeningEvent, decode_event, new_event
 from fma_platform.kafka import ensure_topics
 from fma_platform.producer import EventProducer, ProducerClosedError, ProducerState
+from fma_platform.settings import PROJECT_ROOT
 from infra import process
 from infra.process import free_port
 from infra.services import kafka_spec
@@ -232,3 +240,109 @@ def test_broker_lost_while_sending_buffers_and_recovers(broker_free_settings):
 
     assert (recovered.state, recovered.buffered, recovered.sent) == (ProducerState.CONNECTED, 0, 6)
     assert [decode_event(r.value).event_id for r in records] == [e.event_id for e in during]
+
+
+# --- the outbox on disk: restarts and overflow ---------------------------------------------
+BUFFERING_CHILD = """
+import json, sys, time
+from fma_platform.events import encode_event, new_event
+from fma_platform.producer import EventProducer
+from fma_platform.settings import get_settings
+
+count, tag = int(sys.argv[1]), sys.argv[2]
+producer = EventProducer(get_settings(), retry_backoff_s=600, connect_timeout_s=0.5)
+events = [new_event(user_id=f"{tag}-{n % 3}", track_id=n + 1, type="progress", position_s=1.0, listened_s=1.0,
+                    track_duration_s=30.0, session_id=f"{tag}-s", source="simulator") for n in range(count)]
+for event in events:
+    producer.send(event)
+status = producer.status()
+print(json.dumps({"sent": [encode_event(e).decode() for e in events], "buffered": status.buffered,
+                  "outbox": status.outbox}), flush=True)
+time.sleep(600)  # killed with SIGKILL before this ends
+"""
+
+
+@contextmanager
+def buffering_process(settings, count: int, tag: str):
+    """A child process that sends ``count`` events while no broker runs and stays alive;
+    it dies by SIGKILL (no close, no flush) when the block ends. Yields the events it
+    accepted and its report."""
+    env = {**os.environ, "FMA_STATE_DIR": str(settings.state_dir), "FMA_KAFKA_PORT": str(settings.kafka_port)}
+    child = subprocess.Popen([sys.executable, "-c", BUFFERING_CHILD, str(count), tag], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, env=env, cwd=PROJECT_ROOT, text=True)
+    try:
+        report = json.loads(child.stdout.readline())
+        yield [decode_event(wire.encode()) for wire in report.pop("sent")], report
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+
+
+def deliver_after_restart(settings, **producer_options) -> tuple:
+    """A new producer on the same state folder; the broker comes up; its status before and
+    after the flush, and what reached the topic."""
+    topic = settings.kafka_events_topic
+    producer = EventProducer(settings, retry_backoff_s=600, **producer_options)
+    try:
+        restarted = producer.status()
+        with own_broker(settings):
+            ensure_topics(settings, {topic: PARTITIONS})
+            assert producer.flush(30)
+            delivered = producer.status()
+            producer.close()
+            records = consume_all(settings, topic, expected=restarted.buffered)
+    finally:
+        producer.close(timeout=1)
+    return restarted, delivered, records
+
+
+def test_events_of_a_killed_producer_arrive_exactly_once_after_a_restart(broker_free_settings):
+    with buffering_process(broker_free_settings, 500, "a") as (sent, report):
+        pass
+    assert report == {"buffered": 500, "outbox": str(
+        broker_free_settings.state_dir / "outbox" / "fma-event-producer--listening-events.sqlite")}
+
+    restarted, delivered, records = deliver_after_restart(broker_free_settings)
+
+    assert (restarted.state, restarted.recovered, restarted.buffered, restarted.dropped) == (
+        ProducerState.BUFFERING, 500, 500, 0)
+    assert (delivered.sent, delivered.buffered) == (500, 0)
+    received = [decode_event(record.value).event_id for record in records]
+    assert len(received) == 500 and set(received) == {event.event_id for event in sent}  # each exactly once
+    assert_per_user_order(records, sent)
+
+
+def test_two_killed_producers_of_one_outbox_are_both_replayed_by_the_next(broker_free_settings):
+    with buffering_process(broker_free_settings, 200, "a") as (sent_a, report_a), \
+            buffering_process(broker_free_settings, 150, "b") as (sent_b, report_b):
+        assert report_a["outbox"] != report_b["outbox"]  # both alive: the second took the next slot
+
+    restarted, delivered, records = deliver_after_restart(broker_free_settings)
+
+    assert (restarted.recovered, delivered.sent, delivered.buffered) == (350, 350, 0)
+    received = sorted(decode_event(record.value).event_id for record in records)
+    assert received == sorted(event.event_id for event in sent_a + sent_b)
+    assert_per_user_order(records, sent_a + sent_b)
+    assert sorted(path.name for path in (broker_free_settings.state_dir / "outbox").glob("*.sqlite")) == [
+        "fma-event-producer--listening-events.sqlite"]  # the adopted slot is gone
+
+
+def test_a_full_outbox_drops_the_oldest_counts_them_and_keeps_the_count_across_restarts(broker_free_settings,
+                                                                                        caplog):
+    events = [listening_event(f"user-{n % 2}", track_id=n + 1) for n in range(13)]
+    caplog.set_level(logging.WARNING, logger="fma_platform.producer")
+    producer = EventProducer(broker_free_settings, max_buffered=10, retry_backoff_s=600, connect_timeout_s=0.5)
+    for event in events:
+        producer.send(event)
+    full = producer.status()
+    assert producer.close(timeout=0.2) == 10
+    assert sum("is full" in r.getMessage() for r in caplog.records) == 1  # logged once per overflow
+
+    restarted, delivered, records = deliver_after_restart(broker_free_settings, max_buffered=10)
+
+    assert (full.buffered, full.dropped) == (10, 3)
+    assert (restarted.recovered, restarted.buffered, restarted.dropped) == (10, 10, 3)
+    assert (delivered.sent, delivered.dropped) == (10, 3)
+    assert_per_user_order(records, events[3:])  # the three oldest were dropped, the rest arrived in order
