@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pandas as pd
 import streamlit as st
 
@@ -94,8 +96,37 @@ def _quality_section() -> None:
         return
     for report in reports:
         verdict = ":green[passed]" if report.get("success") else ":red[failed]"
+        warnings = report.get("warnings") or []
+        flagged = f", {len(warnings)} warning{'s' * (len(warnings) != 1)}" if warnings else ""
         st.markdown(f"**{report['suite']}** {verdict}: {report.get('successful_expectations')}"
-                    f"/{report.get('evaluated_expectations')} expectations on {report.get('row_count')} rows")
+                    f"/{report.get('evaluated_expectations')} expectations on {report.get('row_count')} rows{flagged}")
+        _data_docs_links(report)
     failed = failed_expectations(reports)
     if not failed.empty:
         st.dataframe(failed, hide_index=True, key="failed_expectations_table")
+    warned = failed_expectations([{**report, "failures": report.get("warnings")} for report in reports])
+    if not warned.empty:
+        st.caption("Warnings: flagged for a look, the run went on (FMA's known metadata defects, "
+                   "distribution checks).")
+        st.dataframe(warned, hide_index=True, key="quality_warnings_table")
+
+
+def _data_docs_links(report: dict) -> None:
+    """One button per Data Docs page of the run's validations (served over HTTP by the stack)."""
+    pages = [url for url in report.get("data_docs_pages") or [] if _is_web_url(url)]
+    if not pages and _is_web_url(report.get("data_docs_url")):
+        pages = [report["data_docs_url"]]
+    for column, url in zip(st.columns(max(len(pages), 1)), pages):
+        name = _page_suite(url) or report["suite"]
+        column.link_button(f"Data Docs: {name}", url, key=f"data_docs_{report['suite']}_{name}")
+
+
+def _is_web_url(url: object) -> bool:
+    """Only http(s) links are shown: a stored ``file://`` (or any other) URL opens nothing here."""
+    return isinstance(url, str) and urlsplit(url).scheme in ("http", "https") and bool(urlsplit(url).netloc)
+
+
+def _page_suite(url: str) -> str | None:
+    """The suite of a Data Docs validation page (``.../validations/<suite>/<run>/...``)."""
+    parts = urlsplit(url).path.split("/")
+    return parts[parts.index("validations") + 1] if "validations" in parts[:-1] else None

@@ -90,6 +90,40 @@ def test_pipeline_page_from_seeded_runs(app_db, analyst, settings, app_env):
     assert len(at.get("vega_lite_chart")) == 2  # stage timings + quarantine reasons
 
 
+def test_pipeline_page_links_each_runs_data_docs_over_http(app_db, analyst, settings, app_env):
+    app_env(mongo_db=app_db.name, bind_host="0.0.0.0")  # links use the advertised host, never the bind address
+    started = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    run_id = "manual__2026-01-05T00:00:00+00:00"
+    app_db[Collection.ETL_RUNS].insert_one({"run_id": run_id, "dataset": "local", "status": "success",
+                                            "started_at": started, "counts": {"extracted": 64, "loaded": 64}})
+    docs = settings.data_docs_url  # what the validate task stored
+    pages = [f"{docs}/validations/{suite}/manual__2026-01-05T00%3A00%3A00%2B00%3A00/20260105T000000.000000Z/"
+             f"fma_dataframes-{suite}.html" for suite in ("track_features", "track_feature_values", "track_feature_columns")]
+    warning = {"expectation_type": "expect_column_values_to_be_between", "columns": ["tempo_bpm"],
+               "summary": "tempo_bpm: 9 of 64 values 0 BPM (no onsets found)", "suite": "track_features",
+               "unexpected_count": 9, "track_ids": [4], "severity": "warning"}
+    app_db[Collection.DATA_QUALITY].insert_many([
+        {"run_id": run_id, "suite": "track_features", "success": True, "evaluated_expectations": 32,
+         "successful_expectations": 31, "row_count": 64, "validated_at": started, "failures": [],
+         "warnings": [warning], "data_docs_url": f"{docs}/index.html", "data_docs_pages": pages},
+        # A record from before Data Docs were served: its file:// link would open nothing.
+        {"run_id": run_id, "suite": "tracks_catalogue", "success": True, "evaluated_expectations": 12,
+         "successful_expectations": 12, "row_count": 70, "validated_at": started, "failures": [],
+         "data_docs_url": "file:///srv/fma/.platform/gx/gx/uncommitted/data_docs/local_site/index.html"},
+    ])
+
+    at = page_test("pipeline", analyst).run()
+
+    assert not at.exception
+    links = {button.proto.label: button.proto.url for button in at.get("link_button")}
+    assert {label: url for label, url in links.items() if label.startswith("Data Docs")} == {
+        "Data Docs: track_features": pages[0], "Data Docs: track_feature_values": pages[1],
+        "Data Docs: track_feature_columns": pages[2]}
+    assert not any(url.startswith("file:") or "0.0.0.0" in url for url in links.values())
+    assert "31/32 expectations on 64 rows, 1 warning" in texts(at)
+    assert any("tempo_bpm: 9 of 64 values 0 BPM" in frame.value.to_string() for frame in at.dataframe)
+
+
 def _metrics(ndcg: float) -> dict:
     """Holdout/validation metrics named by ``Metric`` (at the run's ``params.k``), plus a job figure."""
     return {Metric.PRECISION_AT_K: ndcg / 2, Metric.RECALL_AT_K: ndcg + 0.1, Metric.NDCG_AT_K: ndcg,
