@@ -17,14 +17,12 @@ import os
 import time
 from datetime import datetime, timezone
 
-import pandas as pd
-
 from fma_platform.embeddings import embeddings_from_frame
 from fma_platform.events import to_document
 from fma_platform.settings import get_settings
 from infra.services import spark_env
 from simulator import simulate, synthetic_catalogue
-from spark_jobs.recommend.events import EVENT_COLUMNS, event_schema
+from spark_jobs.recommend.events import events_from_documents
 from spark_jobs.recommend.interactions import split_by_time
 from spark_jobs.recommend.tracks import recommendable_tracks
 from spark_jobs.recommend.training import (
@@ -55,7 +53,7 @@ def main(argv=None) -> int:
     catalogue = synthetic_catalogue(tracks=args.tracks)
     result = simulate(catalogue, n_listeners=args.listeners, target_events=args.events, seed=args.seed,
                       start=START, days=28)
-    frame = pd.DataFrame([to_document(event) for event in result.events()])[list(EVENT_COLUMNS)]
+    documents = [to_document(event) for event in result.events()]
     timings["simulate_s"] = round(time.perf_counter() - started, 1)
 
     mark = time.perf_counter()
@@ -63,7 +61,7 @@ def main(argv=None) -> int:
     spark = spark_session("bench-als", shuffle_partitions=4)
     timings["spark_start_s"] = round(time.perf_counter() - mark, 1)
     try:
-        events = spark.createDataFrame(frame, schema=event_schema()).cache()
+        events = events_from_documents(spark, documents).cache()
         tracks = recommendable_tracks(catalogue, embeddings_from_frame(catalogue[["track_id", "embedding"]]))
         options = TrainingOptions(job_run_id="bench", grid=parse_grid(args.grid), seed=args.seed)
 
@@ -90,7 +88,7 @@ def main(argv=None) -> int:
     timings["total_s"] = round(time.perf_counter() - started, 1)
     ratio = metrics["als"]["ndcg_at_k"] / metrics["most_popular"]["ndcg_at_k"]
     print(json.dumps({
-        "listeners": args.listeners, "events": len(frame), "tracks": args.tracks, "grid": args.grid,
+        "listeners": args.listeners, "events": len(documents), "tracks": args.tracks, "grid": args.grid,
         "trials": [{"params": t.params, "val_ndcg_at_10": round(t.metrics["ndcg_at_k"], 4),
                     "seconds": t.seconds} for t in trials],
         "best_params": best.params, "holdout_users": len(split.relevant),

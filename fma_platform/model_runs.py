@@ -13,11 +13,15 @@ Document (by ``run_id``)::
     label         the trial's parameters in words, or None
     params        {...; "k": the cut-off every "*_at_k" metric uses}
     metrics       {name: float | None}: ``Metric`` names for quality measures (what readers
-                  compare), other names for job figures (candidate pairs, seconds ...)
+                  compare), other names for job figures (candidate pairs, seconds ...);
+                  a measure's confidence interval beside it as ``<metric>_ci_low`` and
+                  ``<metric>_ci_high`` (``interval_key``), with ``ci_confidence`` and
+                  ``ci_resamples`` saying how it was drawn (bootstrap over listeners)
     data_snapshot what the model was trained/evaluated on
     model_version the version in the model store (or of the data for baselines)
     champion      bool: this final run's version is the family's champion
-    promotion     {"promoted": bool, "reason": str, ...}
+    promotion     {"promoted": bool, "reason": str, ...}; a recommender promotion also holds
+                  the paired NDCG@k gain over the champion and its interval
     created_at    first time the run was recorded (kept on re-runs: idempotent)
     updated_at    last time it was recorded
 """
@@ -71,6 +75,29 @@ CHAMPION_METRIC: dict[RunFamily, Metric] = {
     RunFamily.RECOMMENDATIONS: Metric.NDCG_AT_K,
     RunFamily.SIMILAR_TRACKS: Metric.RECALL_AT_K,
 }
+
+
+# Bounds of a metric's confidence interval, stored beside the metric (``interval_key``).
+CI_LOW = "ci_low"
+CI_HIGH = "ci_high"
+CI_BOUNDS = (CI_LOW, CI_HIGH)
+CI_CONFIDENCE = "ci_confidence"  # e.g. 0.95
+CI_RESAMPLES = "ci_resamples"  # bootstrap resamples behind the intervals
+
+
+def interval_key(metric: str, bound: str) -> str:
+    """``("ndcg_at_k", "ci_low")`` -> ``"ndcg_at_k_ci_low"``: where a bound is stored in ``metrics``."""
+    if bound not in CI_BOUNDS:
+        raise ValueError(f"bound must be one of {CI_BOUNDS}, got {bound!r}")
+    return f"{metric}_{bound}"
+
+
+def metric_interval(metrics: dict[str, Any], metric: str) -> tuple[float, float] | None:
+    """``(low, high)`` stored for ``metric`` in a run's ``metrics``; None when it has none."""
+    low, high = (metrics.get(interval_key(metric, bound)) for bound in CI_BOUNDS)
+    if low is None or high is None:
+        return None
+    return float(low), float(high)
 
 
 def metric_label(metric: str, k: int | None = None) -> str:

@@ -27,19 +27,32 @@ Conventions
   (``n_users`` ...) that tell "nobody to evaluate" from "everything wrong".
 - Bad input raises :class:`MetricInputError`: ``k < 1``, an item repeated in a list (the
   error names the user), an item outside the catalogue, a zero vector under cosine.
+
+Uncertainty
+-----------
+Every metric that is a mean over listeners (the accuracy metrics, novelty, diversity) gets
+a percentile-bootstrap interval: the per-listener values are resampled with replacement
+(``Bootstrap``: 1,000 resamples, 95 %, a fixed seed, so a rerun gives the same interval).
+A resample is drawn as how often each listener is picked (a multinomial row), so the
+means of every resample and every metric are one matrix product. Catalogue coverage is
+not a mean over listeners (a resample holds ~63 % distinct listeners, whose union of
+lists is smaller): it gets no interval. :func:`gain_interval` compares two models on the
+same listeners (paired bootstrap of the per-listener difference): the promotion rule's
+evidence.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.distance import pdist
 
 from fma_platform.errors import PlatformError
-from fma_platform.model_runs import Metric
+from fma_platform.model_runs import CI_CONFIDENCE, CI_HIGH, CI_LOW, CI_RESAMPLES, Metric, interval_key
 
 DEFAULT_K = 10
 DISTANCES = ("cosine", "euclidean")
@@ -119,9 +132,30 @@ def _hit(top: list, rel: set, k: int) -> float:
     return float(_hits(top, rel) > 0)
 
 
+# The accuracy metrics' per-user scores, by stored name.
+ACCURACY_BY_USER: dict[str, Callable[[list, set, int], float]] = {
+    Metric.PRECISION_AT_K.value: _precision,
+    Metric.RECALL_AT_K.value: _recall,
+    Metric.NDCG_AT_K.value: _ndcg,
+    Metric.MAP_AT_K.value: _average_precision,
+    Metric.HIT_RATE_AT_K.value: _hit,
+}
+
+
 def _mean_over_users(per_user, recommendations: Recommendations, relevant: Relevant, k: int) -> float:
     top_k = _top_k_lists(recommendations, k)
     return _mean([per_user(top_k.get(user, []), rel, k) for user, rel in _held_out(relevant).items()])
+
+
+def accuracy_by_user(recommendations: Recommendations, relevant: Relevant, *,
+                     k: int = DEFAULT_K) -> tuple[tuple[Hashable, ...], dict[str, np.ndarray]]:
+    """``(users, {metric: values})``: every accuracy metric of each user with held-out items,
+    aligned to ``users`` (in ``relevant``'s order); their means are the ``*_at_k`` functions."""
+    top_k = _top_k_lists(recommendations, k)
+    held_out = _held_out(relevant)
+    users = tuple(held_out)
+    return users, {name: np.array([per_user(top_k.get(user, []), held_out[user], k) for user in users], dtype=float)
+                   for name, per_user in ACCURACY_BY_USER.items()}
 
 
 # --- accuracy on the holdout: averaged over users -----------------------------------------
@@ -194,17 +228,24 @@ def intra_list_diversity_at_k(
     Items without an embedding are skipped (see :func:`count_unknown_items`); a list with
     fewer than two embedded items has no pairs and is left out of the average.
     """
+    by_user = _diversity_by_user(_top_k_lists(recommendations, k), embeddings, distance)
+    return _mean(list(by_user.values()))
+
+
+def _diversity_by_user(top_k: dict[Hashable, list], embeddings: Mapping[Hashable, np.ndarray],
+                       distance: str = "cosine") -> dict[Hashable, float]:
+    """Each list's mean pairwise distance; lists with fewer than two embedded items are absent."""
     if distance not in DISTANCES:
         raise MetricInputError(f"distance must be one of {DISTANCES}, got {distance!r}")
-    per_user = []
-    for user, top in _top_k_lists(recommendations, k).items():
+    by_user = {}
+    for user, top in top_k.items():
         vectors = [np.asarray(embeddings[item], dtype=float) for item in top if item in embeddings]
         if len(vectors) < 2:
             continue
         if len({vector.shape for vector in vectors}) != 1 or vectors[0].ndim != 1:
             raise MetricInputError(f"user {user!r}: embeddings are not vectors of one length", user=user)
-        per_user.append(_mean_pairwise_distance(np.stack(vectors), distance, user))
-    return _mean(per_user)
+        by_user[user] = _mean_pairwise_distance(np.stack(vectors), distance, user)
+    return by_user
 
 
 def novelty_at_k(
@@ -216,16 +257,21 @@ def novelty_at_k(
     0) would be infinitely novel: they are skipped (see :func:`count_unknown_items`), so a
     model that recommends never-played tracks is scored on its other items only.
     """
+    return _mean(list(_novelty_by_user(_top_k_lists(recommendations, k), item_popularity).values()))
+
+
+def _novelty_by_user(top_k: dict[Hashable, list], item_popularity: Mapping[Hashable, int]) -> dict[Hashable, float]:
+    """Each list's mean self-information; lists without a counted item are absent."""
     negative = [item for item, count in item_popularity.items() if count < 0]
     if negative:
         raise MetricInputError(f"item {negative[0]!r} has a negative interaction count")
     total = sum(item_popularity.values())
-    per_user = []
-    for top in _top_k_lists(recommendations, k).values():
+    by_user = {}
+    for user, top in top_k.items():
         counts = [item_popularity[item] for item in top if item_popularity.get(item, 0) > 0]
         if counts:
-            per_user.append(_mean([-math.log2(count / total) for count in counts]))
-    return _mean(per_user)
+            by_user[user] = _mean([-math.log2(count / total) for count in counts])
+    return by_user
 
 
 def genre_precision_at_k(
@@ -247,6 +293,122 @@ def genre_precision_at_k(
     return _mean(per_seed)
 
 
+# --- uncertainty: bootstrap over listeners ------------------------------------------------
+
+_MAX_DRAW_CELLS = 4_000_000  # resample rows x listeners drawn at once (32 MB of int64)
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """A percentile bootstrap over listeners: how many resamples, which confidence, which seed."""
+
+    resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.resamples, bool) or not isinstance(self.resamples, numbers.Integral) or self.resamples < 1:
+            raise MetricInputError(f"resamples must be an integer >= 1, got {self.resamples!r}")
+        if not 0.0 < float(self.confidence) < 1.0:
+            raise MetricInputError(f"confidence must be in (0, 1), got {self.confidence!r}")
+
+
+DEFAULT_BOOTSTRAP = Bootstrap()
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+    def excludes_zero_from_above(self) -> bool:
+        """The whole interval is above zero (a gain that is not noise)."""
+        return self.low > 0.0
+
+
+def _resample_counts(n: int, bootstrap: Bootstrap) -> Iterator[np.ndarray]:
+    """Blocks of ``(resamples, n)`` counts: how often each of ``n`` listeners is drawn."""
+    rng = np.random.default_rng(bootstrap.seed)
+    block = max(1, min(bootstrap.resamples, _MAX_DRAW_CELLS // max(n, 1)))
+    uniform = np.full(n, 1.0 / n)
+    for start in range(0, bootstrap.resamples, block):
+        yield rng.multinomial(n, uniform, size=min(block, bootstrap.resamples - start))
+
+
+def bootstrap_means(values: np.ndarray, bootstrap: Bootstrap = DEFAULT_BOOTSTRAP) -> np.ndarray:
+    """``(resamples, metrics)`` means of resampled rows of ``values`` (listeners x metrics).
+
+    NaN marks a listener a metric does not count (e.g. a list without embedded items for
+    diversity): each metric's mean is over the drawn listeners it counts; a mean over none is 0.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2:
+        raise MetricInputError(f"values must be a listeners x metrics matrix, got shape {values.shape}")
+    n, width = values.shape
+    if n == 0:
+        return np.zeros((bootstrap.resamples, width))
+    present = ~np.isnan(values)
+    filled = np.where(present, values, 0.0)
+    means = []
+    for counts in _resample_counts(n, bootstrap):
+        totals, weights = counts @ filled, counts @ present
+        means.append(np.divide(totals, weights, out=np.zeros_like(totals), where=weights > 0))
+    return np.concatenate(means)
+
+
+def _percentiles(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(samples, [tail, 1.0 - tail], axis=0)
+    return low, high
+
+
+def listener_intervals(values: Mapping[str, np.ndarray],
+                       bootstrap: Bootstrap = DEFAULT_BOOTSTRAP) -> dict[str, Interval]:
+    """A percentile interval for the mean of each per-listener vector (all of one length,
+    resampled together; NaN = the listener does not count for that metric)."""
+    names = list(values)
+    if not names:
+        return {}
+    matrix = np.column_stack([np.asarray(values[name], dtype=float) for name in names])
+    low, high = _percentiles(bootstrap_means(matrix, bootstrap), bootstrap.confidence)
+    present = ~np.isnan(matrix)
+    estimates = [_mean(matrix[present[:, j], j].tolist()) for j in range(len(names))]
+    return {name: Interval(estimates[j], float(low[j]), float(high[j])) for j, name in enumerate(names)}
+
+
+def gain_interval(candidate: Recommendations, baseline: Recommendations, relevant: Relevant, *,
+                  k: int = DEFAULT_K, metric: str = Metric.NDCG_AT_K.value,
+                  bootstrap: Bootstrap = DEFAULT_BOOTSTRAP) -> Interval:
+    """``candidate``'s gain in an accuracy ``metric`` over ``baseline`` on the same listeners:
+    the mean per-listener difference and its paired percentile-bootstrap interval."""
+    if metric not in ACCURACY_BY_USER:
+        raise MetricInputError(f"metric must be one of {list(ACCURACY_BY_USER)}, got {metric!r}")
+    _, candidate_values = accuracy_by_user(candidate, relevant, k=k)
+    _, baseline_values = accuracy_by_user(baseline, relevant, k=k)
+    difference = candidate_values[metric] - baseline_values[metric]
+    return listener_intervals({metric: difference}, bootstrap)[metric]
+
+
+def _per_listener_table(top_k: dict[Hashable, list], relevant: Relevant, *, k: int,
+                        item_popularity: Mapping[Hashable, int],
+                        embeddings: Mapping[Hashable, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """Every per-listener metric over held-out users plus users with lists (NaN: does not count)."""
+    held_out = _held_out(relevant)
+    users = list(held_out) + [user for user in top_k if user not in held_out]
+    table = {name: np.array([per_user(top_k.get(user, []), held_out[user], k) if user in held_out else np.nan
+                             for user in users], dtype=float)
+             for name, per_user in ACCURACY_BY_USER.items()}
+    beyond = {Metric.NOVELTY_AT_K.value: _novelty_by_user(top_k, item_popularity)}
+    if embeddings is not None:
+        beyond[Metric.INTRA_LIST_DIVERSITY_AT_K.value] = _diversity_by_user(top_k, embeddings)
+    for name, by_user in beyond.items():
+        table[name] = np.array([by_user.get(user, np.nan) for user in users], dtype=float)
+    return table
+
+
 # --- everything for one model run ---------------------------------------------------------
 
 def ranking_report(
@@ -257,11 +419,14 @@ def ranking_report(
     item_popularity: Mapping[Hashable, int],
     k: int = DEFAULT_K,
     embeddings: Mapping[Hashable, np.ndarray] | None = None,
+    bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP,
 ) -> dict:
     """Every recommendation metric of one model at ``k`` (cosine diversity), ready to store with its run.
 
     Keys are ``Metric`` names plus the counts that tell "nobody to evaluate" from
     "everything wrong"; always present: diversity and its count are None without ``embeddings``.
+    With ``bootstrap`` (the default), each per-listener metric also gets its interval
+    (``model_runs.interval_key``: ``ndcg_at_k_ci_low`` ...) and the report says how it was drawn.
     """
     held_out = _held_out(relevant)
     top_k = _top_k_lists(recommendations, k)
@@ -285,4 +450,11 @@ def ranking_report(
         report[Metric.INTRA_LIST_DIVERSITY_AT_K.value] = intra_list_diversity_at_k(recommendations,
                                                                                    embeddings=embeddings, k=k)
         report["items_without_embedding"] = count_unknown_items(recommendations, known=embeddings, k=k)
+    if bootstrap is not None:
+        table = _per_listener_table(top_k, relevant, k=k, item_popularity=item_popularity, embeddings=embeddings)
+        for name, interval in listener_intervals(table, bootstrap).items():
+            report[interval_key(name, CI_LOW)] = interval.low
+            report[interval_key(name, CI_HIGH)] = interval.high
+        report[CI_CONFIDENCE] = bootstrap.confidence
+        report[CI_RESAMPLES] = bootstrap.resamples
     return report

@@ -1,5 +1,6 @@
 """Models page (analysts): each family's champion, metrics over time, tuning grid, champion
-against baselines, read from ``model_runs`` by field (``fma_platform.model_runs``)."""
+against baselines with each metric's confidence interval, read from ``model_runs`` by field
+(``fma_platform.model_runs``)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ from dashboards.charts import comparison_chart, metrics_over_time_chart, tuning_
 from dashboards.views.common import database_section, empty_state, service_banners
 from dashboards.services import database, database_key
 from dashboards.session import require_role
-from fma_platform.model_runs import CHAMPION_METRIC, RECOMMENDATION_METRICS, RunFamily, metric_label
+from fma_platform.model_runs import (
+    CHAMPION_METRIC, CI_BOUNDS, CI_CONFIDENCE, CI_HIGH, CI_LOW, RECOMMENDATION_METRICS, RunFamily, interval_key,
+    metric_label,
+)
 
 RECOMMENDATIONS = RunFamily.RECOMMENDATIONS
 # How the page names each family, and what to run when it has no champion yet.
@@ -61,14 +65,44 @@ def _champion(runs: pd.DataFrame, family: RunFamily) -> None:
         st.info(f"No {name.lower()} champion yet: {NO_CHAMPION[family]}.")
     else:
         value = run_metric(runs, champion["run_id"], metric)
-        shown = "n/a" if value is None else f"{value:.4f}"
+        shown = "n/a" if value is None else f"{value:.4f}" + _interval_text(runs, champion["run_id"], metric)
         st.success(f"{name} champion: {champion['model']} {champion['model_version'] or ''} "
                    f"(job run {champion['job_run_id']}, {metric_label(metric, cutoff(champion['k']))} {shown})")
+        promotion = champion["promotion"] if isinstance(champion["promotion"], dict) else {}
+        if promotion.get("reason"):
+            st.caption(f"Why it is champion: {promotion['reason']}")
     latest = latest_final_run(runs, family)
     if latest is not None and (champion is None or latest["run_id"] != champion["run_id"]):
         promotion = latest["promotion"] or {}
         st.caption(f"Latest {name.lower()} candidate (job run {latest['job_run_id']}): "
                    f"{promotion.get('reason', 'not promoted')}")
+
+
+def _interval_text(runs: pd.DataFrame, run_id: str, metric: str) -> str:
+    """``", 95 % CI [0.2800, 0.3200]"`` when the run stored an interval for ``metric``, else ``""``."""
+    low, high = (run_metric(runs, run_id, interval_key(metric, bound)) for bound in CI_BOUNDS)
+    if low is None or high is None:
+        return ""
+    confidence = run_metric(runs, run_id, CI_CONFIDENCE)
+    level = f"{confidence:.0%} " if confidence is not None else ""
+    return f", {level}CI [{low:.4f}, {high:.4f}]"
+
+
+def interval_table(compared: pd.DataFrame) -> pd.DataFrame:
+    """Metric x model cells ``"0.1234 [0.1100, 0.1300]"`` from ``champion_vs_baselines`` rows that
+    hold the metrics and their interval bounds (a metric without a stored interval: the value alone)."""
+    bounds = {interval_key(metric, bound): (str(metric), bound) for metric in RECOMMENDATION_METRICS
+              for bound in CI_BOUNDS}
+    values = compared[~compared["metric"].isin(bounds)]
+    limits = {(row.model, *bounds[row.metric]): row.value
+              for row in compared[compared["metric"].isin(bounds)].itertuples()}
+
+    def text(row) -> str:
+        low, high = limits.get((row.model, row.metric, CI_LOW)), limits.get((row.model, row.metric, CI_HIGH))
+        return f"{row.value:.4f}" if low is None or high is None else f"{row.value:.4f} [{low:.4f}, {high:.4f}]"
+
+    cells = values.assign(cell=[text(row) for row in values.itertuples()])
+    return cells.pivot(index="metric_label", columns="model", values="cell")
 
 
 def _history(runs: pd.DataFrame) -> None:
@@ -103,4 +137,11 @@ def _comparison(runs: pd.DataFrame) -> None:
         empty_state("a champion with baselines", "the training DAG promotes a champion after evaluating it")
         return
     st.altair_chart(comparison_chart(compared), key="comparison_chart")
-    st.dataframe(compared.pivot(index="metric_label", columns="model", values="value"), key="comparison_table")
+    with_bounds = champion_vs_baselines(runs, family=RECOMMENDATIONS, metrics=(
+        *RECOMMENDATION_METRICS, *(interval_key(m, bound) for m in RECOMMENDATION_METRICS for bound in CI_BOUNDS)))
+    table = interval_table(with_bounds)
+    confidence = run_metric(runs, champion_run(runs, RECOMMENDATIONS)["run_id"], CI_CONFIDENCE)
+    if confidence is not None:
+        st.caption(f"Each value with its {confidence:.0%} interval [low, high]: percentile bootstrap over the "
+                   "holdout listeners (catalogue coverage is catalogue-level: no interval).")
+    st.dataframe(table, key="comparison_table")

@@ -11,8 +11,10 @@
    next to the baselines (random, most-popular, content, hybrid) -> kind "final" and
    "baseline" documents with every metric of ``spark_jobs.metrics.ranking_report``.
 5. Registry: factors saved as a version of the ALS model store; promoted to CHAMPION only
-   when its NDCG@k beats the champion's on the same holdout (``registry``). The final run
-   says why (``promotion``).
+   when the lower bound of its NDCG@k gain over the champion, on the same holdout
+   listeners (paired bootstrap), is above zero (``registry``). The final run says why,
+   with the gain and its interval (``promotion``). Every metric is stored with its
+   bootstrap interval over listeners (``spark_jobs.metrics``).
 6. The champion's top-k per user go to ``recommendations`` (``publish``).
 
 The serving model is the evaluated one (fit on the training period). Re-running on the
@@ -24,6 +26,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +41,10 @@ from fma_platform.model_runs import Metric, RunFamily, RunKind, model_run_docume
 from fma_platform.model_store import ModelStore
 from fma_platform.mongo import platform_db
 from fma_platform.settings import Settings
-from spark_jobs.metrics import ranking_report
+from spark_jobs.metrics import DEFAULT_BOOTSTRAP, Bootstrap, gain_interval, ndcg_at_k, ranking_report
 from spark_jobs.recommend import registry
 from spark_jobs.recommend.errors import TrainingError
-from spark_jobs.recommend.events import TRACK_ID, USER_ID, data_snapshot, read_events_file, read_events_from_mongo
+from spark_jobs.recommend.events import TRACK_ID, USER_ID, data_snapshot, events_from_mongo, read_events_file
 from spark_jobs.recommend.interactions import (
     implicit_interactions, index_users, relevant_by_user, relevant_interactions, split_by_time, with_user_index,
 )
@@ -77,6 +81,7 @@ class TrainingOptions:
     seed: int = 7
     hybrid_shrink: float = HYBRID_SHRINK
     events_path: Path | None = None  # Parquet or JSONL events instead of MongoDB
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP  # intervals of every metric and of the promotion gain
 
     def holdout_rule(self) -> dict:
         return {"holdout": self.holdout, "min_train_tracks": self.min_train_tracks}
@@ -148,11 +153,18 @@ def make_split(events: DataFrame, *, tracks: RecommendableTracks, options: Train
 
 
 def evaluate(recommendations: DataFrame, split: Split, *, tracks: RecommendableTracks, k: int,
-             embeddings: dict | None) -> dict:
+             embeddings: dict | None, bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP) -> dict:
     """``ranking_report`` of ``recommendations`` against the split's holdout."""
+    return evaluate_lists(recommendation_lists(recommendations), split, tracks=tracks, k=k, embeddings=embeddings,
+                          bootstrap=bootstrap)
+
+
+def evaluate_lists(lists: dict[str, list[int]], split: Split, *, tracks: RecommendableTracks, k: int,
+                   embeddings: dict | None, bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP) -> dict:
+    """``ranking_report`` of ``{user_id: [track_id, ...]}`` lists (any recommender's) against the split's holdout."""
     popularity = {int(t): int(p) for t, p in zip(tracks.track_ids, split.popularity) if p > 0}
-    return ranking_report(recommendation_lists(recommendations), split.relevant, catalogue=tracks.track_ids.tolist(),
-                          item_popularity=popularity, k=k, embeddings=embeddings or None)
+    return ranking_report(lists, split.relevant, catalogue=tracks.track_ids.tolist(), item_popularity=popularity, k=k,
+                          embeddings=embeddings or None, bootstrap=bootstrap)
 
 
 def evaluation_users(split: Split) -> DataFrame:
@@ -179,7 +191,8 @@ def tune(events_before_test: DataFrame, *, tracks: RecommendableTracks, options:
     for params in options.grid:
         started = time.perf_counter()
         _, _, recommendations = fit_and_recommend(validation, params, tracks=tracks, options=options)
-        metrics = evaluate(recommendations, validation, tracks=tracks, k=options.k, embeddings=None)
+        metrics = evaluate(recommendations, validation, tracks=tracks, k=options.k, embeddings=None,
+                           bootstrap=options.bootstrap)
         trials.append(Trial(params=params, label=trial_label(params), metrics=metrics,
                             seconds=round(time.perf_counter() - started, 2)))
         log.info("trial %s ndcg@%d=%.4f", trial_label(params), options.k, metrics[NDCG])
@@ -210,21 +223,24 @@ def baseline_recommendations(split: Split, *, tracks: RecommendableTracks, items
     return models
 
 
-def promote_if_better(db: Database, store: ModelStore, *, version: str, candidate_ndcg: float, split: Split,
+def promote_if_better(store: ModelStore, *, version: str, candidate_lists: dict[str, list[int]], split: Split,
                       tracks: RecommendableTracks, options: TrainingOptions) -> registry.Promotion:
-    """Compare with the champion on this holdout (re-scored from its factors when they exist)."""
+    """The promotion rule (``registry``): the champion's lists re-scored from its factors on this
+    holdout, and the candidate's paired NDCG@k gain over them."""
     champion = registry.read_champion(store)
-    champion_ndcg, basis = None, "the current holdout"
-    if champion is not None and champion != version:
-        if registry.has_factors(store, champion):
-            champion_users, champion_items = registry.load_factors(split.train.sparkSession, store, champion)
-            recommendations = als_recommendations(champion_users.join(evaluation_users(split), USER_ID), split.train,
-                                                  tracks=tracks, items=champion_items, n=options.k)
-            champion_ndcg = evaluate(recommendations, split, tracks=tracks, k=options.k, embeddings=None)[NDCG]
-        else:
-            champion_ndcg, basis = registry.recorded_ndcg(db, champion), "its own holdout (factors missing)"
+    candidate_ndcg = ndcg_at_k(candidate_lists, split.relevant, k=options.k)
+    champion_ndcg = gain = None
+    if champion is not None and champion != version and registry.has_factors(store, champion):
+        champion_users, champion_items = registry.load_factors(split.train.sparkSession, store, champion)
+        champion_lists = recommendation_lists(als_recommendations(
+            champion_users.join(evaluation_users(split), USER_ID), split.train, tracks=tracks, items=champion_items,
+            n=options.k))
+        champion_ndcg = ndcg_at_k(champion_lists, split.relevant, k=options.k)
+        gain = gain_interval(candidate_lists, champion_lists, split.relevant, k=options.k, metric=NDCG,
+                             bootstrap=options.bootstrap)
     return registry.decide_promotion(candidate_version=version, candidate_ndcg=candidate_ndcg,
-                                     champion_version=champion, champion_ndcg=champion_ndcg, champion_basis=basis)
+                                     champion_version=champion, champion_ndcg=champion_ndcg, gain=gain,
+                                     n_users=len(split.relevant), bootstrap=options.bootstrap)
 
 
 # --- model_runs documents -------------------------------------------------------------------
@@ -264,12 +280,15 @@ def train_and_publish(db: Database, events: DataFrame, *, tracks: RecommendableT
     tuning_seconds = time.perf_counter() - started
 
     split = make_split(events, tracks=tracks, options=options)
-    factors, items, als_lists = fit_and_recommend(split, best.params, tracks=tracks, options=options)
+    factors, items, als_recommendations_frame = fit_and_recommend(split, best.params, tracks=tracks, options=options)
+    als_lists = recommendation_lists(als_recommendations_frame)
     embeddings = tracks.embedding_map()
-    metrics = {registry.ALS: evaluate(als_lists, split, tracks=tracks, k=options.k, embeddings=embeddings)}
+    metrics = {registry.ALS: evaluate_lists(als_lists, split, tracks=tracks, k=options.k, embeddings=embeddings,
+                                            bootstrap=options.bootstrap)}
     for name, recommendations in baseline_recommendations(split, tracks=tracks, items=items, factors=factors,
                                                           options=options).items():
-        metrics[name] = evaluate(recommendations, split, tracks=tracks, k=options.k, embeddings=embeddings)
+        metrics[name] = evaluate(recommendations, split, tracks=tracks, k=options.k, embeddings=embeddings,
+                                 bootstrap=options.bootstrap)
         record_run(db, run_document(
             options, snapshot, model=name, kind=RunKind.BASELINE, metrics=metrics[name],
             params={"hybrid_shrink": options.hybrid_shrink} if name == BASELINE_HYBRID else {},
@@ -280,8 +299,8 @@ def train_and_publish(db: Database, events: DataFrame, *, tracks: RecommendableT
     promotion = None
     if registry.read_champion(store) == version:  # a rerun of this run on the same data keeps its decision
         promotion = registry.recorded_promotion(db, job_run_id=options.job_run_id, version=version)
-    promotion = promotion or promote_if_better(db, store, version=version, candidate_ndcg=metrics[registry.ALS][NDCG],
-                                               split=split, tracks=tracks, options=options)
+    promotion = promotion or promote_if_better(store, version=version, candidate_lists=als_lists, split=split,
+                                               tracks=tracks, options=options)
     spark = events.sparkSession
     registry.save_model(store, version, users=factors,
                         items=spark.createDataFrame(items, f"{TRACK_ID} long, {FEATURES} array<float>"), metadata={
@@ -316,8 +335,14 @@ def train_and_publish(db: Database, events: DataFrame, *, tracks: RecommendableT
     }
 
 
-def read_events(spark: SparkSession, db: Database, path: Path | None) -> DataFrame:
-    return read_events_file(spark, path) if path else read_events_from_mongo(spark, db)
+@contextmanager
+def read_events(spark: SparkSession, db: Database, path: Path | None, *, staging_dir: Path) -> Iterator[DataFrame]:
+    """The events of ``path``, else of MongoDB (staged in chunks under ``staging_dir`` for the block)."""
+    if path:
+        yield read_events_file(spark, path)
+        return
+    with events_from_mongo(spark, db, staging_dir=staging_dir) as events:
+        yield events
 
 
 def run(settings: Settings, options: TrainingOptions) -> dict:
@@ -328,11 +353,11 @@ def run(settings: Settings, options: TrainingOptions) -> dict:
     owned = SparkSession.getActiveSession() is None
     spark = spark_session(APP_NAME, settings=settings)
     try:
-        events = read_events(spark, db, options.events_path)
-        played = [row[TRACK_ID] for row in events.select(TRACK_ID).distinct().collect()]
-        tracks = load_recommendable_tracks(db, played_track_ids=played)
-        return train_and_publish(db, events, tracks=tracks, options=options,
-                                 store=registry.als_store(settings.models_dir))
+        with read_events(spark, db, options.events_path, staging_dir=settings.state_dir / "tmp") as events:
+            played = [row[TRACK_ID] for row in events.select(TRACK_ID).distinct().collect()]
+            tracks = load_recommendable_tracks(db, played_track_ids=played)
+            return train_and_publish(db, events, tracks=tracks, options=options,
+                                     store=registry.als_store(settings.models_dir))
     finally:
         if owned:
             spark.stop()

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 
 from fma_platform.contracts import ALS_ITEM_FACTORS, ALS_USER_FACTORS, Collection, Pointer
-from fma_platform.model_runs import Metric, RunFamily
+from fma_platform.model_runs import Metric, RunFamily, metric_interval
 from fma_platform.settings import get_settings
 from simulator import synthetic_catalogue
+from spark_jobs.metrics import Interval, ndcg_at_k
 from spark_jobs.recommend import registry
 from spark_jobs.recommend.errors import TrainingError
-from spark_jobs.recommend.recommenders import most_popular
+from spark_jobs.recommend.recommenders import most_popular, recommendation_lists
 from spark_jobs.recommend.training import (
     TrainingOptions, Trial, best_trial, evaluate, fit_and_recommend, make_split, parse_grid, promote_if_better,
     trial_label,
@@ -67,41 +69,65 @@ def test_als_recovers_simulated_tastes_far_better_than_most_popular(spark, fitte
 
 
 @pytest.mark.slow
-def test_a_worse_model_is_not_promoted_and_a_better_one_is(spark, mongo_db, fitted, tmp_path):
+def test_promotion_needs_a_gain_whose_lower_bound_is_above_zero(spark, fitted, tmp_path):
     options, split, tracks, factors, items, recommendations = fitted
     store = registry.als_store(tmp_path)
-    good_ndcg = evaluate(recommendations, split, tracks=tracks, k=K, embeddings=None)["ndcg_at_k"]
+    good_lists = recommendation_lists(recommendations)
     registry.save_model(store, "als-good", users=factors, items=spark.createDataFrame(items), metadata={})
-    first = promote_if_better(mongo_db, store, version="als-good", candidate_ndcg=good_ndcg, split=split,
-                              tracks=tracks, options=options)
-    assert first.promoted and "no champion" in first.reason
+    first = promote_if_better(store, version="als-good", candidate_lists=good_lists, split=split, tracks=tracks,
+                              options=options)
+    assert first.promoted and "no champion" in first.reason and first.gain is None
     registry.crown(store, "als-good")
+
+    # the same model from another seed: a different version, within noise of the champion
+    reseeded = replace(options, seed=8)
+    _, _, twin = fit_and_recommend(split, {"rank": 8, "regParam": 0.1, "alpha": 1.0, "maxIter": 10}, tracks=tracks,
+                                   options=reseeded)
+    noise = promote_if_better(store, version="als-twin", candidate_lists=recommendation_lists(twin), split=split,
+                              tracks=tracks, options=reseeded)
+    assert not noise.promoted and "within noise" in noise.reason
+    assert noise.gain.low < 0 < noise.gain.high and noise.n_users == len(split.relevant)
+    assert noise.champion_ndcg == pytest.approx(ndcg_at_k(good_lists, split.relevant, k=K))  # re-scored here
 
     bad_factors, bad_items, bad_recommendations = fit_and_recommend(
         split, {"rank": 1, "regParam": 10.0, "alpha": 0.0, "maxIter": 1}, tracks=tracks, options=options)
-    bad_ndcg = evaluate(bad_recommendations, split, tracks=tracks, k=K, embeddings=None)["ndcg_at_k"]
-    worse = promote_if_better(mongo_db, store, version="als-bad", candidate_ndcg=bad_ndcg, split=split,
-                              tracks=tracks, options=options)
-    assert not worse.promoted and "does not beat champion als-good" in worse.reason
-    assert worse.champion_ndcg == pytest.approx(good_ndcg)  # champion re-scored on this holdout
+    worse = promote_if_better(store, version="als-bad", candidate_lists=recommendation_lists(bad_recommendations),
+                              split=split, tracks=tracks, options=options)
+    assert not worse.promoted and "worse: champion kept" in worse.reason and worse.gain.high < 0
 
     registry.save_model(store, "als-bad", users=bad_factors, items=spark.createDataFrame(bad_items), metadata={})
     registry.crown(store, "als-bad")
-    better = promote_if_better(mongo_db, store, version="als-good", candidate_ndcg=good_ndcg, split=split,
-                               tracks=tracks, options=options)
-    assert better.promoted and "beats champion als-bad" in better.reason
+    better = promote_if_better(store, version="als-good", candidate_lists=good_lists, split=split, tracks=tracks,
+                               options=options)
+    assert better.promoted and "over champion als-bad" in better.reason and better.gain.low > 0
+    document = better.as_document()  # what the final run stores: the gain with its interval
+    assert document["ndcg_gain_ci_low"] == better.gain.low > 0 and document["n_users"] == len(split.relevant)
+    assert registry.Promotion.from_document(document) == better
 
 
-def test_promotion_rules_without_factors():
+def test_promotion_rule_on_gain_intervals():
+    def decide(gain, champion="v1"):
+        return registry.decide_promotion(candidate_version="v2", candidate_ndcg=0.31, champion_version=champion,
+                                         champion_ndcg=0.30, gain=gain, n_users=400)
+
+    within = decide(Interval(0.01, -0.004, 0.024))
+    assert not within.promoted
+    assert within.reason == ("NDCG@k gain +0.0100 over champion v1, 95% CI [-0.0040, +0.0240] (paired bootstrap "
+                             "over 400 holdout listeners): lower bound not above zero, within noise: champion kept")
+    clear = decide(Interval(0.05, 0.021, 0.08))
+    assert clear.promoted and "lower bound above zero: promoted" in clear.reason
+    assert clear.as_document()["ndcg_gain"] == 0.05 and clear.as_document()["ndcg_gain_ci_high"] == 0.08
+    assert clear.as_document()["confidence"] == 0.95 and clear.as_document()["resamples"] == 1000
+    assert not decide(Interval(-0.05, -0.08, -0.02)).promoted
+    assert decide(None, champion=None).promoted
     same = registry.decide_promotion(candidate_version="v1", candidate_ndcg=0.3, champion_version="v1",
                                      champion_ndcg=0.3)
     assert not same.promoted and "already the champion" in same.reason
-    tie = registry.decide_promotion(candidate_version="v2", candidate_ndcg=0.3, champion_version="v1",
-                                    champion_ndcg=0.3)
-    assert not tie.promoted
-    lost = registry.decide_promotion(candidate_version="v2", candidate_ndcg=0.3, champion_version="v1",
-                                     champion_ndcg=None)
-    assert lost.promoted and "no recorded NDCG@k" in lost.reason
+    missing = decide(None)
+    assert missing.promoted and "has no factors" in missing.reason
+    old = {"promoted": True, "reason": "r", "previous_champion": None, "champion_ndcg_at_k": None,
+           "candidate_ndcg_at_k": 0.2}  # a decision stored before intervals existed
+    assert registry.Promotion.from_document(old).gain is None
 
 
 # --- the job end to end ---------------------------------------------------------------------
@@ -165,6 +191,8 @@ def test_main_trains_registers_and_publishes_idempotently(spark, mongo_db, job_s
     final = runs["r1:als:final"]
     assert final["champion"] and final["promotion"]["promoted"] and final["metrics"]["ndcg_at_k"] > 0
     assert final["model_version"] == summary["model_version"]
+    low, high = metric_interval(final["metrics"], Metric.NDCG_AT_K)  # every metric with its interval
+    assert low <= final["metrics"]["ndcg_at_k"] <= high and final["metrics"]["ci_resamples"] == 1000
     baselines = {d["model"]: d for d in runs.values() if d["kind"] == "baseline"}
     assert set(baselines) == {"random", "most_popular", "content", "hybrid"}
     assert "r1:hybrid:baseline" in runs and baselines["hybrid"]["params"]["hybrid_shrink"] == 20.0
