@@ -492,7 +492,31 @@ class ExtractorPool:
         return self.limits.track_timeout_s if worker.ready else WARM_UP_TIMEOUT_SECONDS
 
     def _attend(self, worker: _Worker, record: Callable[[TrackOutcome], None]) -> _Worker:
-        """Take the worker's message if any; replace it if it died or ran out of time."""
+        """Take the worker's messages; replace it if it died or ran out of time.
+
+        A track in flight on a replaced worker is recorded as ``timeout`` or
+        ``worker_crash``; a worker lost in its warm-up counts towards ``WorkerStartError``.
+        """
+        pipe_open = self._take_messages(worker, record)
+        if pipe_open and worker.process.is_alive():
+            if not self._overdue(worker):
+                return worker
+            worker.process.kill()
+            worker.process.join()
+            reason = REASON_TIMEOUT
+            detail = (f"no result after {self.limits.track_timeout_s:g} s (limit --track-timeout), worker killed"
+                      if worker.ready else f"warm-up took over {WARM_UP_TIMEOUT_SECONDS:g} s")
+        else:
+            reason, detail = REASON_WORKER_CRASH, _exit_detail(worker.process)
+        worker.conn.close()
+        if worker.job is not None:
+            record(TrackOutcome(worker.job.track_id, reason=reason, detail=detail))
+        elif not worker.ready:
+            self._warm_up_failed(detail)
+        return self._start_worker()
+
+    def _take_messages(self, worker: _Worker, record: Callable[[TrackOutcome], None]) -> bool:
+        """Handle what the worker sent; False once its end of the pipe is closed (it exited)."""
         try:
             while worker.conn.poll():
                 message = worker.conn.recv()
@@ -502,23 +526,8 @@ class ExtractorPool:
                     record(message)
                     worker.job = None
         except (EOFError, OSError):
-            pass  # its end closed: the process is gone, handled below
-        if worker.process.is_alive() and not self._overdue(worker):
-            return worker
-        if worker.process.is_alive():
-            worker.process.kill()
-            detail = (f"no result after {self.limits.track_timeout_s:g} s (limit --track-timeout), "
-                      "worker killed" if worker.ready else "")
-        else:
-            detail = _exit_detail(worker.process)
-        worker.process.join()
-        worker.conn.close()
-        if worker.job is not None:
-            reason = REASON_TIMEOUT if detail.startswith("no result") else REASON_WORKER_CRASH
-            record(TrackOutcome(worker.job.track_id, reason=reason, detail=detail))
-        elif not worker.ready:
-            self._warm_up_failed(detail or f"warm-up took over {WARM_UP_TIMEOUT_SECONDS:g} s")
-        return self._start_worker()
+            return False
+        return True
 
     def _overdue(self, worker: _Worker) -> bool:
         busy = worker.job is not None or not worker.ready
@@ -536,7 +545,12 @@ class ExtractorPool:
 
 
 def _exit_detail(process) -> str:
+    """How a worker ended, for a failure record (one that closed its pipe but lingers is killed)."""
     process.join(5)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return "worker process closed its pipe and did not exit; killed"
     code = process.exitcode
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
