@@ -213,7 +213,10 @@ def main(argv=None) -> int:
           f"{len(split.relevant)} holdout listeners (last 5 new tracks each); 95 % percentile bootstrap over "
           f"listeners, {args.resamples} resamples\n")
     print(markdown_table(rows))
-    print(f"\nNDCG@10 gain of {ours.name} (paired bootstrap, same listeners):")
+    implicit_als = next(row for row in rows if row.name == f"implicit {reference.ALS} (tuned)")
+    als_ratio = ours.metrics[Metric.NDCG_AT_K] / implicit_als.metrics[Metric.NDCG_AT_K]
+    print(f"\nNDCG@10 of {ours.name} / {implicit_als.name}: {als_ratio:.3f}")
+    print(f"NDCG@10 gain of {ours.name} (paired bootstrap, same listeners):")
     for name, gain in gains.items():
         print(f"  vs {name}: {gain.estimate:+.4f} [{gain.low:+.4f}, {gain.high:+.4f}]")
     total = round(time.perf_counter() - started, 1)
@@ -223,6 +226,7 @@ def main(argv=None) -> int:
         "holdout_users": len(split.relevant), "resamples": args.resamples, "total_s": total,
         "models": [{"model": row.name, "family": row.family, "params": row.params, "tune_s": row.tune_seconds,
                     "fit_rank_s": row.rank_seconds, "metrics": row.metrics} for row in rows],
+        "als_vs_implicit_als_ndcg_ratio": round(als_ratio, 4),
         "ndcg_gain_of_our_als": {name: [gain.estimate, gain.low, gain.high] for name, gain in gains.items()},
     }, default=str), flush=True)
     return 0

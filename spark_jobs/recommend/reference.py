@@ -16,7 +16,8 @@ Models and parameters (``PARAMETERS``; a grid is ``"factors=32,64;regularization
   ``1 + alpha * strength`` (``confidence="spark"``), and keeps one regularisation where
   Spark multiplies it by each user's (each track's) number of positives: the same
   nominal parameters are not the same model (``spark_like_als``).
-* ``bpr``: factors, learning_rate, regularization, iterations.
+* ``bpr``: factors, learning_rate, regularization, iterations (on one thread, so that a
+  seed gives one model).
 * ``cosine``: K (neighbours kept per track).
 * ``bm25``: K, K1, B.
 
@@ -173,8 +174,8 @@ def fit(model: str, params: Mapping, data: UserItems, *, seed: int, threads: int
                 matrix.data = 1.0 + typed["alpha"] * matrix.data
                 typed["alpha"] = 1.0
             estimator = AlternatingLeastSquares(**typed, random_state=seed, num_threads=threads)
-        elif model == BPR:
-            estimator = BayesianPersonalizedRanking(**typed, random_state=seed, num_threads=threads)
+        elif model == BPR:  # one thread: its parallel (Hogwild) SGD gives other factors on every run
+            estimator = BayesianPersonalizedRanking(**typed, random_state=seed, num_threads=1)
         elif model == COSINE:
             estimator = CosineRecommender(**typed, num_threads=threads)
         else:
