@@ -1,0 +1,93 @@
+"""The quality gate on real recorded music: the corpus's features pass, and still fail when corrupted.
+
+The features come from the real-music corpus (``recorded_corpus``: Debian game soundtracks
+cut into FMA-shaped clips, plus planted broken files) through the extractor itself, as
+``fma_etl`` would compute them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from audio_features.extract import CHUNKS_DIRNAME, extract_tracks
+from audio_features.metadata import catalogue_records, load_genres, load_tracks
+from pipeline.quality import QualityReport, validate_catalogue, validate_features
+
+pytestmark = [pytest.mark.recorded_music, pytest.mark.slow]
+
+RUN_TIME = datetime(2026, 1, 5, tzinfo=UTC)
+DOCS_URL = "http://docs.example:8502"
+
+
+@pytest.fixture(scope="module")
+def tracks(recorded_corpus) -> pd.DataFrame:
+    return load_tracks(recorded_corpus.tracks_csv).tracks
+
+
+@pytest.fixture(scope="module")
+def recorded_features(recorded_corpus, tracks, tmp_path_factory) -> pd.DataFrame:
+    """Every track of the corpus through the extractor (planted files fail and are left out)."""
+    out_dir = tmp_path_factory.mktemp("recorded-features")
+    durations = dict(zip(tracks.index.astype(int), tracks["track", "duration"].astype(float)))
+    extract_tracks(sorted(durations), audio_dir=recorded_corpus.audio_dir, out_dir=out_dir, workers=2,
+                   track_durations=durations, progress=False)
+    chunks = sorted((out_dir / CHUNKS_DIRNAME).glob("chunk-*.parquet"))
+    return pd.concat([pd.read_parquet(chunk) for chunk in chunks], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def gx_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("gx")
+
+
+def gate(features: pd.DataFrame, recorded_corpus, gx_dir: Path) -> QualityReport:
+    return validate_features(features, context_dir=gx_dir, expected_track_ids=recorded_corpus.clip_ids,
+                             run_id="recorded", validated_at=RUN_TIME, data_docs_base_url=DOCS_URL)
+
+
+def test_real_music_passes_the_features_gate_without_warnings(recorded_features, recorded_corpus, gx_dir):
+    assert sorted(recorded_features["track_id"]) == recorded_corpus.clip_ids  # the planted files failed
+    # Real music sits on its features' bounds: each frame's chroma peaks at exactly 1.0, so in
+    # every clip some pitch class has max 1.0, and some chroma max columns are 1.0 on every track.
+    for chroma in ("chroma_cqt", "chroma_stft"):
+        maxima = recorded_features.filter(regex=rf"^{chroma}_max_")
+        assert (maxima.max(axis=1) == 1.0).all()
+    assert (recorded_features.filter(regex=r"^chroma_stft_max_") == 1.0).all().any()
+
+    report = gate(recorded_features, recorded_corpus, gx_dir)
+
+    assert report.success, [f.summary for f in report.failures]
+    assert report.warnings == [], [w.summary for w in report.warnings]  # distribution checks hold
+    assert report.row_count == len(recorded_corpus.clip_ids)
+
+
+def test_real_music_still_fails_when_corrupted(recorded_features, recorded_corpus, gx_dir):
+    features = recorded_features.copy()
+    features.loc[0, "tonnetz_max_03"] = 1 + 1e-3
+    features.loc[1, "rmse_min_01"] = -1e-3
+    track_ids = features["track_id"].tolist()
+
+    report = gate(features, recorded_corpus, gx_dir)
+
+    assert not report.success
+    summaries = " | ".join(f.summary for f in report.failures)
+    total = len(track_ids)
+    assert f"tonnetz_max_03: 1 of {total} values outside [-1, 1] (track_id {track_ids[0]})" in summaries
+    assert f"rmse_min_01: 1 of {total} values outside [0, inf] (track_id {track_ids[1]})" in summaries
+    assert len(report.failures) == 2
+
+
+def test_the_corpus_catalogue_passes_with_its_clips(recorded_corpus, tracks, recorded_features, gx_dir):
+    catalogue = pd.DataFrame(catalogue_records(tracks, load_genres(recorded_corpus.genres_csv)))
+
+    report = validate_catalogue(catalogue, context_dir=gx_dir, run_id="recorded", validated_at=RUN_TIME,
+                                features=recorded_features, data_docs_base_url=DOCS_URL)
+
+    assert report.success, [f.summary for f in report.failures]
+    assert report.row_count == len(tracks)
+    # Each decoded clip lasts what its metadata promises (short source tracks give short clips).
+    assert not [w.summary for w in report.warnings if "clip" in w.summary]
