@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from audio_features.extract import CHUNKS_DIRNAME, extract_tracks
+from audio_features.fma_schema import audio_path
 from audio_features.metadata import catalogue_records, load_genres, load_tracks
-from pipeline.quality import QualityReport, validate_catalogue, validate_features
+from pipeline.quality import MAIN_LOBE_HZ, QualityReport, validate_catalogue, validate_features
 
 pytestmark = [pytest.mark.recorded_music, pytest.mark.slow]
 
@@ -31,17 +32,22 @@ def tracks(recorded_corpus) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def recorded_features(recorded_corpus, tracks, tmp_path_factory) -> pd.DataFrame:
     """Every track of the corpus through the extractor (planted files fail and are left out)."""
-    out_dir = tmp_path_factory.mktemp("recorded-features")
     durations = dict(zip(tracks.index.astype(int), tracks["track", "duration"].astype(float)))
-    extract_tracks(sorted(durations), audio_dir=recorded_corpus.audio_dir, out_dir=out_dir, workers=2,
-                   track_durations=durations, progress=False)
-    chunks = sorted((out_dir / CHUNKS_DIRNAME).glob("chunk-*.parquet"))
-    return pd.concat([pd.read_parquet(chunk) for chunk in chunks], ignore_index=True)
+    return extracted(recorded_corpus.audio_dir, tmp_path_factory.mktemp("recorded-features"), sorted(durations),
+                     durations)
 
 
 @pytest.fixture(scope="module")
 def gx_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("gx")
+
+
+def extracted(audio_dir: Path, out_dir: Path, track_ids: list[int], durations: dict | None = None) -> pd.DataFrame:
+    """The extractor's features of ``track_ids`` (failed tracks are left out)."""
+    extract_tracks(track_ids, audio_dir=audio_dir, out_dir=out_dir, workers=2, track_durations=durations,
+                   progress=False)
+    chunks = sorted((out_dir / CHUNKS_DIRNAME).glob("chunk-*.parquet"))
+    return pd.concat([pd.read_parquet(chunk) for chunk in chunks], ignore_index=True)
 
 
 def gate(features: pd.DataFrame, recorded_corpus, gx_dir: Path) -> QualityReport:
@@ -91,3 +97,28 @@ def test_the_corpus_catalogue_passes_with_its_clips(recorded_corpus, tracks, rec
     assert report.row_count == len(tracks)
     # Each decoded clip lasts what its metadata promises (short source tracks give short clips).
     assert not [w.summary for w in report.warnings if "clip" in w.summary]
+
+
+def test_real_music_at_low_sample_rates_passes(recorded_corpus, tmp_path):
+    """Not every real MP3 is 44.1 kHz: clips re-encoded at 8, 11.025 and 22.05 kHz pass too."""
+    import librosa
+    import soundfile as sf
+
+    rates = {1: 8000, 2: 11025, 3: 22050}
+    for track_id, rate in rates.items():
+        source = audio_path(recorded_corpus.audio_dir, recorded_corpus.clip_ids[track_id * 7])
+        music, source_rate = sf.read(source, dtype="float32", always_2d=True)
+        target = audio_path(tmp_path / "audio", track_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        resampled = librosa.resample(music.T, orig_sr=source_rate, target_sr=rate).T
+        sf.write(target, resampled.clip(-1, 1), rate, format="MP3")
+    features = extracted(tmp_path / "audio", tmp_path / "features", sorted(rates))
+
+    report = validate_features(features, context_dir=tmp_path / "gx", expected_track_ids=sorted(rates),
+                               validated_at=RUN_TIME, data_docs_base_url=DOCS_URL)
+
+    assert report.success, [f.summary for f in report.failures]
+    by_rate = features.set_index("sample_rate")
+    assert by_rate.loc[8000, "analysis_sample_rate"] == 22050  # resampled up for the CQT
+    # An 8 kHz file holds nothing above 4 kHz, which FMA's 22,050 Hz axis shows as 4 kHz.
+    assert by_rate.loc[8000, "spectral_rolloff_max_01"] <= 4000 + MAIN_LOBE_HZ
