@@ -307,7 +307,7 @@ def merge_chunks(out_dir: Path) -> tuple[Path, Path]:
 # -- worker side --------------------------------------------------------------------
 
 
-def warm_worker() -> None:
+def warm_worker() -> tuple[float, float]:
     """Pay librosa's numba JIT once per process: one extraction of 2 s of noise.
 
     Importing librosa's modules (their gufuncs compile at import) and the first
@@ -315,19 +315,24 @@ def warm_worker() -> None:
     ``numba_cache_lock`` (see the module docstring). The libraries they stand on never
     touch that cache: they are imported first, outside the lock, so several workers
     starting at once wait for each other only for the cache's part (about a third).
+    Returns the seconds spent before the lock and holding it (waits excluded).
     """
     from threadpoolctl import threadpool_limits
 
+    started = time.perf_counter()
     threadpool_limits(1)  # one core per worker: BLAS must not spawn its own threads
     for library in _CACHE_FREE_IMPORTS:
         importlib.import_module(library)
+    unlocked = time.perf_counter() - started
     with numba_cache_lock():
+        started = time.perf_counter()
         import numpy as np
 
         from audio_features.features import compute_features
 
         noise = np.random.default_rng(0).standard_normal(44100 * 2).astype(np.float32) * 0.1
         compute_features(noise, sr=44100)
+        return unlocked, time.perf_counter() - started
 
 
 # What librosa imports that compiles nothing into numba's cache (numba's own modules

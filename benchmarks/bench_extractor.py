@@ -1,6 +1,8 @@
-"""Per-core throughput of our extractor vs FMA's plain definition, on the same clips.
+"""Per-core throughput of our extractor vs FMA's plain definition, on the same clips;
+with ``--fixed-cost``, what one run of each costs whatever its number of tracks.
 
     .venv/bin/python benchmarks/bench_extractor.py [--clips 6] [--repeats 2] [--audio-dir DIR]
+    .venv/bin/python benchmarks/bench_extractor.py --fixed-cost [--runs 3] [--extractor-root DIR]
 
 One process, one core: OMP/OPENBLAS/MKL threads are set to 1 before numpy loads
 (and threadpoolctl limits BLAS), as in one extraction worker. Both implementations
@@ -13,12 +15,25 @@ fma_large projections (the work a run really does). Times are the process's CPU
 time (``time.process_time``): with every library held to one thread that is the core
 time a worker spends, and it stays meaningful on a shared, loaded machine where wall
 time does not (the load average is printed; wall-clock ratios are printed too).
+
+``--fixed-cost`` runs ``python -m audio_features extract`` on one 30 s clip (one worker,
+as an ETL chunk does) and a script that runs FMA's formula on the same clip, each in a
+fresh interpreter, cold (an empty ``NUMBA_CACHE_DIR``) then warm (the same folder again).
+A run's fixed cost is its wall time minus the per-track time it reports itself (the
+extractor's ``extract_seconds`` column, timed after the worker's warm-up; the script runs
+the clip twice and times the second call, and its wall time is counted without that
+second call): imports, worker start, JIT cache, reading metadata, writing outputs. CPU seconds are every process's, workers
+included. ``--extractor-root DIR`` runs the extractor from another checkout's
+``audio_features`` (e.g. ``git archive REV audio_features | tar -x -C DIR``), for a
+before/after on the same machine at the same moment.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -75,12 +90,87 @@ def usable_clips(clips: list[Path]) -> list[Path]:
     return usable
 
 
+# FMA's formula on one clip, twice: librosa compiles (or loads) its JIT on the first call,
+# which is fixed cost, as the extractor's warm-up is; the second call is the per-track time.
+REFERENCE_SCRIPT = """
+import sys, time
+from audio_features.reference import reference_features
+reference_features(sys.argv[1])
+started = time.perf_counter()
+reference_features(sys.argv[1])
+print(time.perf_counter() - started)
+"""
+
+
+def _timed_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (the process and every child it waited for), stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{command[:4]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
+
+
+def fixed_cost(*, runs: int, extractor_root: Path | None) -> None:
+    """One-track runs of our CLI and of FMA's formula, cold then warm; see the docstring."""
+    import pandas as pd
+
+    from audio_features.fma_schema import EXTRACT_SECONDS_COLUMN, audio_path
+
+    root = Path(__file__).resolve().parent.parent
+    python_path = os.pathsep.join(str(p) for p in (extractor_root, root) if p)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clip = make_clips(tmp, n_clips=1)[0]
+        audio_dir = tmp / "audio"
+        audio_path(audio_dir, 2).parent.mkdir(parents=True)
+        clip.rename(audio_path(audio_dir, 2))
+        tracks = tmp / "tracks.csv"
+        tracks.write_text(",track,set\n,duration,subset\ntrack_id,,\n2,30.0,large\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+        env.update(PYTHONPATH=python_path)
+        rows = []
+        for run in range(runs + 1):
+            state = "cold" if run == 0 else "warm"
+            if run == 0:
+                ours_env, ref_env = ({**env, "NUMBA_CACHE_DIR": str(tmp / f"numba-{side}")} for side in ("ours", "ref"))
+            out = tmp / f"out-{run}"
+            wall, cpu, _ = _timed_process(
+                [sys.executable, "-m", "audio_features", "extract", "--audio-dir", str(audio_dir), "--tracks",
+                 str(tracks), "--out", str(out), "--workers", "1"], ours_env)
+            per_track = float(pd.read_parquet(next(out.glob("chunks/*.parquet")))[EXTRACT_SECONDS_COLUMN].sum())
+            rows.append(("ours", state, wall, cpu, per_track))
+            wall, cpu, printed = _timed_process([sys.executable, "-c", REFERENCE_SCRIPT, str(audio_path(audio_dir, 2))],
+                                                ref_env)
+            rows.append(("reference", state, wall - float(printed.split()[-1]), cpu, float(printed.split()[-1])))
+    print(f"one 30 s clip per run, fresh interpreter each; extractor from {extractor_root or root}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'side':10s} {'cache':5s} {'wall s':>7s} {'cpu s':>7s} {'track s':>7s} {'fixed s':>7s}")
+    for side, state, wall, cpu, per_track in rows:
+        print(f"{side:10s} {state:5s} {wall:7.2f} {cpu:7.2f} {per_track:7.2f} {wall - per_track:7.2f}")
+    for state in ("cold", "warm"):
+        ours = [w - t for side, s, w, _, t in rows if side == "ours" and s == state]
+        ref = [w - t for side, s, w, _, t in rows if side == "reference" and s == state]
+        print(f"fixed cost {state}: ours median {sorted(ours)[len(ours) // 2]:.2f} s, reference "
+              f"{sorted(ref)[len(ref) // 2]:.2f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audio-dir", type=Path, help="existing clips (*.mp3, searched recursively)")
     parser.add_argument("--clips", type=int, default=6, help="clips to generate (default 6)")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes over the clips")
+    parser.add_argument("--fixed-cost", action="store_true", help="time one-track runs instead (see docstring)")
+    parser.add_argument("--runs", type=int, default=3, help="warm runs of --fixed-cost (default 3)")
+    parser.add_argument("--extractor-root", type=Path, help="--fixed-cost: audio_features from this folder")
     args = parser.parse_args(argv)
+    if args.fixed_cost:
+        fixed_cost(runs=args.runs, extractor_root=args.extractor_root)
+        return 0
 
     from threadpoolctl import threadpool_limits
 
