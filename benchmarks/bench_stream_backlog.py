@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,15 +39,15 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from kafka import KafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_streaming_latency import seed_catalogue  # noqa: E402  (the latency benchmark's catalogue)
 from fma_platform.contracts import Collection  # noqa: E402
-from fma_platform.events import encode_event, event_key, new_event  # noqa: E402
+from fma_platform.events import new_event  # noqa: E402
 from fma_platform.kafka import ensure_topics  # noqa: E402
 from fma_platform.mongo import mongo_client  # noqa: E402
+from fma_platform.producer import EventProducer  # noqa: E402
 from fma_platform.settings import get_settings  # noqa: E402
 from fma_platform.stream_status import BATCH_KIND, INPUT_ROWS, KIND  # noqa: E402
 from infra import process  # noqa: E402
@@ -79,13 +80,11 @@ def backlog(track_ids: np.ndarray, *, count: int, listeners: int, seed: int = 3)
 def produce(settings, topic: str, events: list) -> float:
     """Send ``events`` to ``topic`` and wait for every acknowledgement; seconds taken."""
     started = time.monotonic()
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20)
-    try:
+    with EventProducer(settings, topic=topic, max_buffered=len(events)) as producer:
         for item in events:
-            producer.send(topic, key=event_key(item), value=encode_event(item))
-        producer.flush(120)
-    finally:
-        producer.close()
+            producer.send(item)
+        if not producer.flush(300):
+            raise SystemExit(f"the broker took {producer.status().sent} of {len(events)} events")
     return time.monotonic() - started
 
 
@@ -145,6 +144,7 @@ class DrainRun:
     batches: list[int]  # records per batch
     peaks: RssPeaks
     batch_seconds: list[float]  # reading + processing, per batch
+    step_seconds: dict[str, float]  # the batch steps' summed seconds (stream_metrics.step_seconds)
     startup_seconds: float  # spark-submit to the first batch's start
 
 
@@ -202,7 +202,9 @@ def drain(settings, *, topic: str, events: int, limit: int, tracks: int, timeout
     return DrainRun(limit=limit, seconds=seconds, batches=batches, peaks=peaks,
                     batch_seconds=[(batch.get("collect_seconds") or 0) + batch["processing_seconds"]
                                    for batch in documents],
-                    startup_seconds=first_batch_at - started_at)
+                    startup_seconds=first_batch_at - started_at,
+                    step_seconds={step: round(sum(batch["step_seconds"].get(step, 0.0) for batch in documents), 1)
+                                  for step in documents[0]["step_seconds"]})
 
 
 
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for spec in reversed(services):
             process.stop(spec)
+        shutil.rmtree(state)
     print_report(runs, events=args.events)
     return 0
 
@@ -262,6 +265,8 @@ def print_report(runs: list[DrainRun], *, events: int) -> None:
         print(f"{run.limit or 'none':>8} {len(run.batches):8d} {max(run.batches):8d} {run.seconds:8.1f} "
               f"{max(run.batch_seconds):8.1f} {events / sum(run.batch_seconds):9.0f} {peaks['jvm'] / MIB:7.0f} {peaks['python_driver'] / MIB:10.0f} "
               f"{peaks['python_workers'] / MIB:11.0f} {run.peaks.tree / MIB:7.0f}  {ratio}")
+    for run in runs:
+        print(f"bound {run.limit or 'none'}: seconds per step over all batches {run.step_seconds}")
     print("drain s: from spark-submit to the last batch's end, Spark's start-up included; batch s: the longest "
           "batch (reading + processing); events/s: events over the batches' summed time")
 

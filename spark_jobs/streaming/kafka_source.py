@@ -28,7 +28,8 @@ The Python source
 - ``read`` fetches exactly ``[start, end)`` of one partition or raises
   ``KafkaSourceError`` (records gone, or not fetched within ``kafkaConsumer.pollTimeoutMs``):
   never fewer rows in silence.
-- ``maxOffsetsPerTrigger`` bounds a batch, shared between partitions by their lag.
+- ``maxOffsetsPerTrigger`` bounds a batch, shared between partitions by their lag (the
+  streaming job always sets it, for either source: ``job.batch_record_limit``).
 - ``Trigger.AvailableNow`` is supported (the target is the end offsets at query start).
 
 Reading a micro-batch on the driver

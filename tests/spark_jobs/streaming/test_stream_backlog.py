@@ -14,10 +14,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from kafka import KafkaProducer
 
 from fma_platform.contracts import Collection
-from fma_platform.events import encode_event, event_key
+from fma_platform.producer import EventProducer
 from fma_platform.stream_status import BATCH_KIND, INPUT_ROWS, KIND
 from spark_jobs.streaming.batch import StreamConfig
 from spark_jobs.streaming.errors import StreamingJobError
@@ -42,13 +41,10 @@ def backlog_events(count: int) -> list:
 
 
 def produce_backlog(settings, topic: str, events: list) -> None:
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20)
-    try:
+    with EventProducer(settings, topic=topic, max_buffered=len(events)) as producer:
         for item in events:
-            producer.send(topic, key=event_key(item), value=encode_event(item))
-        producer.flush(60)
-    finally:
-        producer.close()
+            producer.send(item)
+        assert producer.flush(120) and producer.status().sent == len(events)
 
 
 def test_the_batch_bound_defaults_to_the_setting_and_zero_means_none(settings):
@@ -90,3 +86,13 @@ def test_a_backlog_drains_in_bounded_batches_exactly_once(spark, settings, mongo
     assert sum(batch["new_events"] for batch in batches) == BACKLOG
     assert events.count_documents({}) == BACKLOG
     assert set(events.distinct("_id")) == {item.event_id for item in sent}
+
+
+def test_compose_runs_the_job_with_a_batch_bound(settings):
+    import yaml
+
+    from fma_platform.settings import PROJECT_ROOT
+
+    stack = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
+    bound = int(stack["services"]["streaming"]["environment"]["FMA_STREAM_MAX_RECORDS_PER_BATCH"])
+    assert batch_record_limit(settings.model_copy(update={"stream_max_records_per_batch": bound})) == bound > 0
