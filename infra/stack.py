@@ -23,13 +23,14 @@ from infra.services import (
     airflow_specs,
     check_java,
     create_topics,
+    data_docs_spec,
     kafka_spec,
     migrate_airflow_db,
     mongo_spec,
     streamlit_spec,
 )
 
-SERVICE_GROUPS = ("mongo", "kafka", "streaming", "airflow", "streamlit")
+SERVICE_GROUPS = ("mongo", "kafka", "streaming", "airflow", "streamlit", "data_docs")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ def stack_steps(settings: Settings, groups: Iterable[str] = SERVICE_GROUPS) -> l
             steps.append(Step("airflow", spec, before=before))
     if "streamlit" in groups:
         steps.append(Step("streamlit", streamlit_spec(settings)))
+    if "data_docs" in groups:
+        steps.append(Step("data_docs", data_docs_spec(settings)))
     return steps
 
 
@@ -144,6 +147,7 @@ def print_access(settings: Settings, *, out=sys.stdout) -> None:
         f"  Airflow UI     http://{settings.host}:{settings.airflow_port}"
         f"   login {settings.airflow_admin_user} / {secret['admin_password']}\n"
         f"  Music player   http://{settings.host}:{settings.streamlit_port}\n"
+        f"  Data Docs      {settings.data_docs_url}  (the quality gate's reports)\n"
         f"  MongoDB        {settings.mongo_url_redacted}  (database {settings.mongo_db})\n"
         f"  Kafka          {settings.kafka_bootstrap}  (topic {settings.kafka_events_topic})\n"
         f"  Spark          {settings.spark_master} via spark-submit\n"

@@ -322,13 +322,15 @@ def validate(plan: dict, catalogued: dict, *, settings: Settings, run_id: str, m
     update_etl_run(db, run_id, {"counts.extracted": len(features), "counts.extract_failed": len(failures),
                             "failures_by_reason": failures_by_reason(failures)})
     check_tolerance(failed=failures, total=len(catalogued["track_ids"]), max_failure_fraction=max_failure_fraction)
-    gx_dir = settings.state_dir / "gx"
+    gx_dir = settings.quality_dir
     expected_ids = set(_catalogue_ids(plan)) - {f["track_id"] for f in failures}
     feature_report = validate_features(features, expected_track_ids=expected_ids, context_dir=gx_dir,
-                                       run_id=run_id, validated_at=validated_at)
+                                       run_id=run_id, validated_at=validated_at,
+                                       data_docs_base_url=settings.data_docs_url)
     catalogue_frame = pd.DataFrame([_projected(doc) for doc in read_staged_catalogue(catalogued["staged_catalogue"])])
     catalogue_report = validate_catalogue(catalogue_frame, context_dir=gx_dir, run_id=run_id,
-                                          validated_at=validated_at)
+                                          validated_at=validated_at, features=features,
+                                          data_docs_base_url=settings.data_docs_url)
     summaries = []
     for report in (feature_report, catalogue_report):
         record_quality(db, report, run_id=run_id, validated_at=validated_at)

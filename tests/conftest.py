@@ -23,6 +23,7 @@ os.environ.update({
     "FMA_KAFKA_PORT": str(free_port()),
     "FMA_AIRFLOW_PORT": str(free_port()),
     "FMA_STREAMLIT_PORT": str(free_port()),
+    "FMA_DATA_DOCS_PORT": str(free_port()),
     "FMA_SPARK_MASTER": "local[2]",
     "FMA_SPARK_SHUFFLE_PARTITIONS": "2",
 })

@@ -24,6 +24,7 @@ def stack_env(state_dir: Path, **extra: str) -> dict[str, str]:
         "FMA_KAFKA_PORT": str(free_port()),
         "FMA_AIRFLOW_PORT": str(free_port()),
         "FMA_STREAMLIT_PORT": str(free_port()),
+        "FMA_DATA_DOCS_PORT": str(free_port()),
     }
     env.update(extra)
     return env
@@ -65,7 +66,7 @@ def processes_mentioning(marker: str) -> list[int]:
 def test_up_twice_keeps_one_copy_and_down_leaves_none(tmp_path):
     env = stack_env(tmp_path / "state")
     services = {"mongo", "kafka", "streaming-recommendations", "airflow-api-server", "airflow-scheduler",
-                "airflow-dag-processor", "airflow-triggerer", "streamlit"}
+                "airflow-dag-processor", "airflow-triggerer", "streamlit", "data_docs"}
     try:
         first = run_stack(env, "up")
         assert first.returncode == 0, first.stdout + first.stderr
