@@ -8,8 +8,12 @@ running stack, and code that reads ``get_settings()`` sees the test endpoints.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -111,6 +115,31 @@ def recorded_corpus(settings):
     from fma_sample.recorded import ensure_recorded_corpus
 
     return ensure_recorded_corpus(settings.recorded_corpus_dir, progress=False)
+
+
+@dataclass(frozen=True)
+class RecordedExtraction:
+    """One run of ``python -m audio_features extract`` over the whole recorded corpus."""
+
+    out_dir: Path
+    result: subprocess.CompletedProcess
+    seconds: float
+    workers: int
+
+
+@pytest.fixture(scope="session")
+def recorded_extraction(recorded_corpus, tmp_path_factory) -> RecordedExtraction:
+    """The recorded corpus through the extractor's command, as a user types it: run once per
+    test session and shared (the extractor's tests and the quality gate's read it)."""
+    workers = 2
+    out_dir = tmp_path_factory.mktemp("recorded-extract")
+    command = [sys.executable, "-m", "audio_features", "extract", "--audio-dir", str(recorded_corpus.audio_dir),
+               "--tracks", str(recorded_corpus.tracks_csv), "--out", str(out_dir), "--workers", str(workers)]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    seconds = time.perf_counter() - started
+    print(f"extracted the recorded corpus with {workers} workers in {seconds:.1f} s")
+    return RecordedExtraction(out_dir=out_dir, result=result, seconds=seconds, workers=workers)
 
 
 @pytest.fixture()

@@ -16,11 +16,6 @@ twice that room.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,31 +27,16 @@ from audio_features.reference import reference_features
 
 pytestmark = [pytest.mark.recorded_music, pytest.mark.slow]
 
-WORKERS = 2
 P99_BOUND = 1e-4  # pooled 99th percentile of the relative error (measured 4.6e-5)
 MAX_BOUND = 1e-3  # any mean/std/median/min/max value (measured 6.8e-4)
 MAX_MOMENT_BOUND = 3e-2  # any skew/kurtosis value (measured 1.5e-2)
 RELATIVE_FLOOR = 1e-3  # |ref| below this is compared absolutely, as benchmarks/bench_extractor.py does
 
 
-@dataclass(frozen=True)
-class Extraction:
-    out_dir: Path
-    result: subprocess.CompletedProcess
-    seconds: float
-
-
 @pytest.fixture(scope="module")
-def extraction(recorded_corpus, tmp_path_factory) -> Extraction:
-    """One run of the command over the corpus, as a user types it."""
-    out_dir = tmp_path_factory.mktemp("recorded-extract")
-    command = [sys.executable, "-m", "audio_features", "extract", "--audio-dir", str(recorded_corpus.audio_dir),
-               "--tracks", str(recorded_corpus.tracks_csv), "--out", str(out_dir), "--workers", str(WORKERS)]
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
-    seconds = time.perf_counter() - started
-    print(f"extracted the recorded corpus with {WORKERS} workers in {seconds:.1f} s")
-    return Extraction(out_dir=out_dir, result=result, seconds=seconds)
+def extraction(recorded_extraction):
+    """The session's one run of the command over the corpus (``tests/conftest.py``)."""
+    return recorded_extraction
 
 
 @pytest.fixture(scope="module")

@@ -30,11 +30,11 @@ def tracks(recorded_corpus) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def recorded_features(recorded_corpus, tracks, tmp_path_factory) -> pd.DataFrame:
-    """Every track of the corpus through the extractor (planted files fail and are left out)."""
-    durations = dict(zip(tracks.index.astype(int), tracks["track", "duration"].astype(float)))
-    return extracted(recorded_corpus.audio_dir, tmp_path_factory.mktemp("recorded-features"), sorted(durations),
-                     durations)
+def recorded_features(recorded_extraction) -> pd.DataFrame:
+    """Every track of the corpus through the extractor's command (planted files fail and are
+    left out): the session's one extraction of the corpus (``tests/conftest.py``)."""
+    assert recorded_extraction.result.returncode == 0, recorded_extraction.result.stderr[-2000:]
+    return chunk_features(recorded_extraction.out_dir)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,11 @@ def extracted(audio_dir: Path, out_dir: Path, track_ids: list[int], durations: d
     """The extractor's features of ``track_ids`` (failed tracks are left out)."""
     extract_tracks(track_ids, audio_dir=audio_dir, out_dir=out_dir, workers=2, track_durations=durations,
                    progress=False)
+    return chunk_features(out_dir)
+
+
+def chunk_features(out_dir: Path) -> pd.DataFrame:
+    """The feature rows of every chunk an extraction wrote under ``out_dir``."""
     chunks = sorted((out_dir / CHUNKS_DIRNAME).glob("chunk-*.parquet"))
     return pd.concat([pd.read_parquet(chunk) for chunk in chunks], ignore_index=True)
 
