@@ -38,6 +38,7 @@ from kafka.errors import KafkaError
 
 from fma_platform.errors import PlatformError
 from fma_platform.events import ListeningEvent, encode_event, event_key, validate_event
+from fma_platform.kafka import kafka_client_config
 from fma_platform.outbox import Outbox, OutboxRecord, outbox_name
 from fma_platform.settings import Settings
 
@@ -118,7 +119,7 @@ class EventProducer:
         self._backoff_s = retry_backoff_s
         self._flush_wait_s = delivery_timeout_s + request_timeout_s
         self._kafka_config = {
-            "bootstrap_servers": [server.strip() for server in settings.kafka_bootstrap.split(",")],
+            **kafka_client_config(settings),  # brokers, TLS and SASL
             "client_id": client_id,
             "acks": "all",
             "enable_idempotence": True,

@@ -13,6 +13,9 @@ import sys
 from fma_platform.settings import Settings, get_settings
 
 
+SECRET_OPTION_NAMES = "(?i)url|jaas|password|secret|token"
+
+
 def spark_session(
     app_name: str,
     *,
@@ -39,6 +42,9 @@ def spark_session(
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")
+        # Plans, the UI and logs hide option values whose names look secret (Spark's default
+        # hides only "url": the Kafka source's sasl.jaas.config carries a password).
+        .config("spark.sql.redaction.options.regex", SECRET_OPTION_NAMES)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     # spark-submit's Python runner sets PYSPARK_GATEWAY_PORT; its --master then wins.

@@ -55,7 +55,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -68,6 +68,13 @@ from pyspark.sql.streaming.datasource import (
     SupportsTriggerAvailableNow,
 )
 
+from fma_platform.kafka import (
+    SPARK_SECURITY_OPTIONS,
+    STREAMING_GROUP_PREFIX,
+    KafkaConfigError,
+    kafka_client_config_from_spark_options,
+    spark_kafka_options,
+)
 from fma_platform.settings import Settings
 from spark_jobs.streaming.errors import StreamingError
 
@@ -109,6 +116,14 @@ class KafkaSourceOptions:
     max_offsets_per_trigger: int | None = None
     poll_timeout_ms: int = 30_000
     request_timeout_ms: int = 10_000
+    # The kafka.* TLS/SASL options as given (fma_platform.kafka.spark_kafka_options); the JAAS
+    # line holds the password, so they stay out of repr (and of every log that shows options).
+    security: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def client_config(self) -> dict:
+        """kafka-python arguments for these options: brokers, TLS and SASL."""
+        return kafka_client_config_from_spark_options({"kafka.bootstrap.servers": self.bootstrap_servers,
+                                                       **dict(self.security)})
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> KafkaSourceOptions:
@@ -117,7 +132,7 @@ class KafkaSourceOptions:
         for unsupported in ("assign", "subscribepattern", "endingoffsets", "startingoffsetsbytimestamp"):
             if unsupported in options:
                 raise KafkaSourceError(f"option {unsupported!r} is not supported by {PYTHON_FORMAT}: use 'subscribe'")
-        known_kafka = {"kafka.bootstrap.servers", "kafka.request.timeout.ms"}
+        known_kafka = {"kafka.bootstrap.servers", "kafka.request.timeout.ms"} | SPARK_SECURITY_OPTIONS
         unknown_kafka = sorted(key for key in options if key.startswith("kafka.") and key not in known_kafka)
         if unknown_kafka:
             raise KafkaSourceError(f"Kafka client options {unknown_kafka} are not supported by {PYTHON_FORMAT}")
@@ -127,9 +142,15 @@ class KafkaSourceOptions:
             raise KafkaSourceError("option 'kafka.bootstrap.servers' is required")
         if not topic or "," in topic:
             raise KafkaSourceError(f"option 'subscribe' must name exactly one topic, got {topic!r}")
+        security = tuple(sorted((key, value) for key, value in options.items() if key in SPARK_SECURITY_OPTIONS))
+        try:
+            kafka_client_config_from_spark_options({"kafka.bootstrap.servers": bootstrap, **dict(security)})
+        except KafkaConfigError as exc:
+            raise KafkaSourceError(str(exc)) from exc
         return cls(
             bootstrap_servers=bootstrap,
             topic=topic,
+            security=security,
             starting_offsets=check_starting_offsets(options.get("startingoffsets", "earliest")),
             max_offsets_per_trigger=check_max_offsets(options.get("maxoffsetspertrigger")),
             poll_timeout_ms=_positive_int(options, "kafkaconsumer.polltimeoutms", 30_000),
@@ -213,7 +234,7 @@ def _consumer(options: KafkaSourceOptions, *, client_id: str, **config):
 
     try:
         return KafkaConsumer(
-            bootstrap_servers=[server.strip() for server in options.bootstrap_servers.split(",")],
+            **options.client_config(),
             client_id=client_id,
             group_id=None,
             enable_auto_commit=False,
@@ -240,7 +261,7 @@ class _ReadConsumers:
         self._lock = threading.Lock()
 
     def take(self, options: KafkaSourceOptions, tp) -> tuple[tuple, object]:
-        key = (options.bootstrap_servers, options.request_timeout_ms, tp.topic, tp.partition)
+        key = (options.bootstrap_servers, options.security, options.request_timeout_ms, tp.topic, tp.partition)
         with self._lock:
             consumer = self._idle.pop(key, None)
         if consumer is None:
@@ -642,8 +663,9 @@ def read_kafka_stream(
         spark.dataSource.register(KafkaDataSource)
     reader = (
         spark.readStream.format(NATIVE_FORMAT if chosen == "native" else PYTHON_FORMAT)
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .options(**spark_kafka_options(settings))
         .option("subscribe", topic)
+        .option("groupIdPrefix", STREAMING_GROUP_PREFIX)  # the only groups the broker's ACLs allow it
         .option("startingOffsets", starting_offsets)
     )
     if max_offsets_per_trigger is not None:
@@ -658,4 +680,5 @@ def driver_batch_reader(spark: SparkSession, settings: Settings, *, topic: str, 
     arguments; None when that stream is the native source (its offsets are nested by topic)."""
     if _chosen_source(spark, settings, source) != "python":
         return None
-    return DriverBatchReader(KafkaSourceOptions(bootstrap_servers=settings.kafka_bootstrap, topic=topic), checkpoint)
+    return DriverBatchReader(KafkaSourceOptions.from_options({**spark_kafka_options(settings), "subscribe": topic}),
+                             checkpoint)

@@ -136,7 +136,7 @@ def test_cap_offsets_shares_the_bound_by_lag():
     ({"kafka.bootstrap.servers": "h:1", "subscribe": "a,b"}, "exactly one topic"),
     ({"kafka.bootstrap.servers": "h:1", "subscribe": "t", "startingOffsets": "{}"}, "startingOffsets"),
     ({"kafka.bootstrap.servers": "h:1", "subscribe": "t", "maxOffsetsPerTrigger": "0"}, "maxOffsetsPerTrigger"),
-    ({"kafka.bootstrap.servers": "h:1", "subscribe": "t", "kafka.security.protocol": "SSL"}, "not supported"),
+    ({"kafka.bootstrap.servers": "h:1", "subscribe": "t", "kafka.ssl.keystore.location": "/client.jks"}, "not supported"),
 ])
 def test_bad_options_are_rejected_with_a_reason(options, message):
     with pytest.raises(KafkaSourceError, match=message):
