@@ -1,6 +1,6 @@
 """A backlog after an outage: the streaming job's driver memory and drain time, per batch bound.
 
-    .venv/bin/python benchmarks/bench_stream_backlog.py [--events 50000] [--limits 2000,0] \\
+    .venv/bin/python benchmarks/bench_stream_backlog.py [--events 50000] [--limits 5000,2000,0] \\
         [--listeners 300] [--tracks 2000]
 
 Starts its own SecantusDB and Tansu on free ports with a private state folder (a running
@@ -211,7 +211,7 @@ def drain(settings, *, topic: str, events: int, limit: int, tracks: int, timeout
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--limits", default="2000,0", help="records per batch to compare (0: no bound)")
+    parser.add_argument("--limits", default="5000,2000,0", help="records per batch to compare (0: no bound)")
     parser.add_argument("--listeners", type=int, default=300)
     parser.add_argument("--tracks", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds one drain may take")

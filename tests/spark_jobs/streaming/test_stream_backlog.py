@@ -24,7 +24,7 @@ from spark_jobs.streaming.job import batch_record_limit, start_stream
 from spark_jobs.streaming.kafka_source import close_read_consumers
 from tests.spark_jobs.streaming.conftest import CLUSTERS, PER_CLUSTER, event, seed_catalogue
 
-BACKLOG = 6_000
+BACKLOG = 12_000  # 2.4 batches of the default bound
 LISTENERS = 40
 DRAIN_TIMEOUT_S = 150
 
@@ -35,7 +35,7 @@ def backlog_events(count: int) -> list:
     kinds = ("play", "complete", "like", "play", "skip")
     return [
         event(f"listener-{n % LISTENERS}", 100 * (1 + n % CLUSTERS) + n % PER_CLUSTER, kinds[n % len(kinds)],
-              start + timedelta(milliseconds=600 * n), listened=3.0)
+              start + timedelta(milliseconds=300 * n), listened=3.0)
         for n in range(count)
     ]
 
@@ -48,7 +48,7 @@ def produce_backlog(settings, topic: str, events: list) -> None:
 
 
 def test_the_batch_bound_defaults_to_the_setting_and_zero_means_none(settings):
-    assert batch_record_limit(settings) == settings.stream_max_records_per_batch == 2_000
+    assert batch_record_limit(settings) == settings.stream_max_records_per_batch == 5_000
     assert batch_record_limit(settings, 500) == 500
     assert batch_record_limit(settings.model_copy(update={"stream_max_records_per_batch": 0})) is None
     with pytest.raises(StreamingJobError, match=">= 0"):
