@@ -139,11 +139,6 @@ class Settings(BaseSettings):
     # driver's peak is the same at 1,000-10,000, while each batch re-ranks its listeners, so
     # 2,000 drained at half the rate of 5,000 (321 vs 673 events/s; 730 without a bound).
     stream_max_records_per_batch: int = Field(default=5_000, ge=0)
-    # Most Kafka records one streaming micro-batch reads (maxOffsetsPerTrigger of either
-    # source), so a backlog after an outage drains in bounded batches instead of landing on
-    # the driver at once (benchmarks/bench_stream_backlog.py measured the choice). 0: no
-    # bound (every available record in one batch).
-    stream_max_records_per_batch: int = Field(default=2_000, ge=0)
 
     # Airflow (embedded: standalone components on SQLite; production: Postgres).
     airflow_port: int = 8080
