@@ -24,7 +24,9 @@ from dashboards.player_state import PlayerQueue
 from dashboards.report_guard import TERMINAL_TYPES, Accepted, ReportGuard
 from fma_platform.contracts import Collection
 from fma_platform.events import EventType, ListeningEvent
+from fma_platform.mongo import ensure_retention
 from fma_platform.producer import EventProducer
+from fma_platform.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +84,19 @@ def record_rejections(db: Database, guard: ReportGuard, *, now: float) -> Counte
         for reason, count in sorted(counts.items())
     ]
     try:
+        ensure_rejected_reports_retention(db)
         db[REJECTED_REPORTS].bulk_write(writes, ordered=False)
     except PyMongoError as exc:
         guard.unrecorded.update(counts)
         log.warning("%d rejected player reports not stored yet: %s", sum(counts.values()), type(exc).__name__)
         return Counter()
     return counts
+
+
+def ensure_rejected_reports_retention(db: Database) -> None:
+    """The TTL index of ``rejected_reports``: ``FMA_RETENTION_REJECTED_REPORTS_DAYS`` after a
+    document's last count (checked whenever counts are stored: a page run with refusals)."""
+    ensure_retention(db[REJECTED_REPORTS], "last_at", get_settings().retention_rejected_reports_days)
 
 
 def rejected_report_counts(db: Database, *, since: datetime) -> dict[str, int]:

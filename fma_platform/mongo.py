@@ -17,8 +17,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
+from typing import Any
 
-from pymongo import MongoClient, ReplaceOne
+from pymongo import ASCENDING, MongoClient, ReplaceOne
 from pymongo.collection import Collection as MongoCollection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
@@ -130,3 +131,34 @@ def batches(items: Iterable, size: int) -> Iterator[list]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+DAY_S = 86_400
+
+
+def retention_index_name(field: str) -> str:
+    return f"retention_{field}"
+
+
+def ensure_ttl_index(collection: MongoCollection, field: str, *, seconds: int | None) -> dict[str, Any] | None:
+    """The TTL index expiring documents ``seconds`` after their ``field``: created, its window
+    changed in place (``collMod``), or dropped when ``seconds`` is None; its options after.
+
+    MongoDB's TTL monitor and SecantusDB's sweeper both delete expired documents every ~60 s.
+    """
+    name = retention_index_name(field)
+    existing = collection.index_information().get(name)
+    if seconds is None:
+        if existing is not None:
+            collection.drop_index(name)
+        return None
+    if existing is None:
+        collection.create_index([(field, ASCENDING)], name=name, expireAfterSeconds=seconds)
+    elif existing.get("expireAfterSeconds") != seconds:
+        collection.database.command("collMod", collection.name, index={"name": name, "expireAfterSeconds": seconds})
+    return collection.index_information()[name]
+
+
+def ensure_retention(collection: MongoCollection, field: str, days: int) -> dict[str, Any] | None:
+    """``ensure_ttl_index`` with a window in days from the settings (0: keep forever)."""
+    return ensure_ttl_index(collection, field, seconds=days * DAY_S if days else None)

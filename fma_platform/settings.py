@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     retention_stream_metrics_days: int = Field(default=7, ge=0)
     retention_dead_letters_days: int = Field(default=30, ge=0)
     retention_listening_events_days: int = Field(default=365, ge=0)
+    # Player reports the server refused (rejected_reports.last_at; dashboards.playback).
+    retention_rejected_reports_days: int = Field(default=30, ge=0)
 
     # Kafka (embedded: Tansu; production: Apache Kafka in KRaft mode).
     kafka_port: int = 19092

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import pandas as pd
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
@@ -29,7 +28,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from fma_platform.contracts import Collection
-from fma_platform.mongo import insert_once, raise_unless_duplicates
+from fma_platform.mongo import ensure_retention, insert_once, raise_unless_duplicates
 from fma_platform.settings import Settings, get_settings
 from fma_platform.stream_status import (
     BATCH_TIME,
@@ -46,7 +45,6 @@ from spark_jobs.streaming.trending import COUNTED_TYPES, LISTENERS, trending_id,
 
 APPLIED_BATCHES_KEPT = 20  # only the last batch is ever replayed
 STORED_AT = "stored_at"  # when the stream stored an event (its retention clock)
-DAY_S = 86_400
 # collection -> (the platform's own time field the window counts from, its settings field).
 RETENTION_FIELDS: dict[str, tuple[str, str]] = {
     Collection.STREAM_METRICS: (BATCH_TIME, "retention_stream_metrics_days"),
@@ -64,28 +62,7 @@ def ensure_indexes(db: Database, settings: Settings | None = None) -> None:
     db[Collection.STREAM_METRICS].create_index([("query_id", ASCENDING), ("batch_id", ASCENDING)])
     settings = settings or get_settings()
     for collection, (field, setting) in RETENTION_FIELDS.items():
-        days = getattr(settings, setting)
-        ensure_ttl_index(db[collection], field, seconds=days * DAY_S if days else None)
-
-
-def retention_index_name(field: str) -> str:
-    return f"retention_{field}"
-
-
-def ensure_ttl_index(collection, field: str, *, seconds: int | None) -> dict[str, Any] | None:
-    """The TTL index expiring documents ``seconds`` after their ``field``: created, its window
-    changed in place (``collMod``), or dropped when ``seconds`` is None; its options after."""
-    name = retention_index_name(field)
-    existing = collection.index_information().get(name)
-    if seconds is None:
-        if existing is not None:
-            collection.drop_index(name)
-        return None
-    if existing is None:
-        collection.create_index([(field, ASCENDING)], name=name, expireAfterSeconds=seconds)
-    elif existing.get("expireAfterSeconds") != seconds:
-        collection.database.command("collMod", collection.name, index={"name": name, "expireAfterSeconds": seconds})
-    return collection.index_information()[name]
+        ensure_retention(db[collection], field, getattr(settings, setting))
 
 
 # --- events and dead letters ------------------------------------------------------------------

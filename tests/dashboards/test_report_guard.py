@@ -279,3 +279,12 @@ def test_rejections_wait_in_the_session_while_mongodb_is_down(mongo_server, mong
     assert guard.unrecorded == Counter()
     assert rejected_report_counts(mongo_db, since=datetime.fromtimestamp(T0, timezone.utc)) == {"unknown_token": 1}
 
+
+
+def test_refusal_counts_expire_after_the_retention_window(mongo_db):
+    """``rejected_reports`` gets its TTL index (on ``last_at``) when counts are first stored."""
+    guard, play = new_guard(), start_play(TRACK, now=T0)
+    guard.check(report(play, "play", token="forged"), play=play, now=T0 + 1)
+    record_rejections(mongo_db, guard, now=T0 + 1)
+    index = mongo_db["rejected_reports"].index_information()["retention_last_at"]
+    assert index["key"] == [("last_at", 1)] and index["expireAfterSeconds"] == 30 * 86_400

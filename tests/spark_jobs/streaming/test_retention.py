@@ -17,10 +17,11 @@ from pydantic import ValidationError
 
 from fma_platform.contracts import Collection
 from fma_platform.events import encode_event
+from fma_platform.mongo import DAY_S, retention_index_name
 from fma_platform.settings import Settings
 from fma_platform.stream_status import BATCH_KIND, KIND, heartbeat_id
 from spark_jobs.streaming.batch import RecommendationStream
-from spark_jobs.streaming.sink import DAY_S, STORED_AT, ensure_indexes, retention_index_name
+from spark_jobs.streaming.sink import STORED_AT, ensure_indexes
 from tests.spark_jobs.streaming.conftest import T0, event, record, seed_catalogue
 
 SWEEPER_INTERVAL_S = 60
