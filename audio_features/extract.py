@@ -465,15 +465,18 @@ class ExtractorPool:
         return outcomes
 
     def close(self) -> None:
-        """Stop every worker. One still warming up is let finish (killing it while it
-        writes numba's cache could leave the cache corrupt); a busy one is killed."""
+        """Stop every worker. One still warming up is told to stop and let finish (killing
+        it while it writes numba's cache could leave the cache corrupt); a warm one, busy or
+        idle, writes nothing and is killed (an interpreter with librosa loaded takes ~0.5 s
+        to exit politely)."""
         for worker in self._pool:
-            with contextlib.suppress(OSError):
-                worker.conn.send(None)
-        for worker in self._pool:
-            if worker.job is not None:
+            if worker.ready:
                 worker.process.kill()
-            worker.process.join(WARM_UP_TIMEOUT_SECONDS if not worker.ready else 10)
+            else:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(None)
+        for worker in self._pool:
+            worker.process.join(WARM_UP_TIMEOUT_SECONDS)
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()

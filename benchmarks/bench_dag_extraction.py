@@ -1,7 +1,8 @@
 """Tracks per second through ``fma_etl``'s extraction stage vs the extractor's own rate.
 
     .venv/bin/python benchmarks/bench_dag_extraction.py [--sample-tracks 120] [--workers 2]
-        [--chunk-size 0] [--repeats 2] [--no-corpus] [--airflow-overhead | --task-overhead-s S]
+        [--chunk-size 0] [--repeats 2] [--tile N] [--no-corpus]
+        [--airflow-overhead | --task-overhead-s S]
 
 On the same clips, side by side:
 
@@ -32,9 +33,10 @@ The default chunk size is ``pipeline.chunking.choose_chunk_size`` (the DAG param
 ``chunk_size=0``); the goal is a DAG-stage rate >= 80 % of the extractor's. Datasets: the
 synthetic sample (``python -m fma_sample``, generated under the state folder's ``bench/``
 and reused) and, when present, the real-music corpus
-(``Settings().recorded_corpus_dir``). The projection for fma_large uses the corpus's
-per-track time when it ran (real music), the chosen chunk size for that many tracks and
-the measured per-chunk and per-task costs.
+(``Settings().recorded_corpus_dir``); with ``--tile N``, also N copies of the last of them as
+one dataset, big enough for the chosen chunk size to show. The projection for fma_large
+uses the last dataset's per-track time (real music when the corpus ran), the chunk size
+chosen for that many tracks and the measured per-chunk and per-task costs.
 
 Numba's JIT cache (per user, shared by both sides) is warmed before timing by an untimed
 one-track run, since every run after a machine's first finds it warm. The two sides run
@@ -96,6 +98,36 @@ def corpus_dataset(settings: Settings) -> Dataset | None:
     if not (root / METADATA_DIR / "tracks.csv").is_file():
         return None
     return resolve_dataset("local", settings=settings, metadata_dir=root / METADATA_DIR, audio_dir=root / AUDIO_DIR)
+
+
+def tiled_dataset(dataset: Dataset, *, copies: int, root: Path) -> Dataset:
+    """``copies`` of every track of ``dataset`` under new ids (audio symlinked, metadata
+    repeated): enough tracks for the DAG's chosen chunk size to matter, without hours of
+    synthesis. Broken files stay broken, missing ones missing."""
+    import shutil
+
+    import pandas as pd
+
+    from audio_features.fma_schema import audio_path
+
+    tracks = pd.read_csv(dataset.tracks_csv, index_col=0, header=[0, 1])
+    step = 10 ** len(str(int(tracks.index.max())))
+    frames = []
+    for copy in range(copies):
+        frame = tracks.copy()
+        frame.index = tracks.index + copy * step
+        frames.append(frame)
+        for track_id in tracks.index:
+            source = audio_path(dataset.audio_dir, int(track_id))
+            if source.exists():
+                link = audio_path(root / "audio", int(track_id) + copy * step)
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(source.resolve())
+    metadata = root / "metadata"
+    metadata.mkdir(parents=True)
+    pd.concat(frames).rename_axis("track_id").to_csv(metadata / "tracks.csv")
+    shutil.copy(dataset.genres_csv, metadata / "genres.csv")
+    return Dataset("local", metadata, root / "audio", synthetic=dataset.synthetic)
 
 
 def measure(dataset: Dataset, *, name: str, workers: int, chunk_size: int, repeats: int) -> Measured:
@@ -288,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=0, help="tracks per chunk (0: chosen, as the DAG)")
     parser.add_argument("--no-corpus", action="store_true", help="skip the real-music corpus even if present")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of both sides (default 2)")
+    parser.add_argument("--tile", type=int, default=0, metavar="N",
+                        help="also measure N copies of the corpus (or sample) as one dataset (default: no)")
     overhead = parser.add_mutually_exclusive_group()
     overhead.add_argument("--airflow-overhead", action="store_true", help="measure Airflow's per-task cost")
     overhead.add_argument("--task-overhead-s", type=float, default=chunking.AIRFLOW_TASK_OVERHEAD_S,
@@ -304,11 +338,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(no real-music corpus at {settings.recorded_corpus_dir}: build it with `python -m fma_sample recorded`)")
     print(f"load average {os.getloadavg()[0]:.2f}")
     results = []
-    for name, dataset in datasets:
-        measured = measure(dataset, name=name, workers=args.workers, chunk_size=args.chunk_size,
-                           repeats=args.repeats)
-        results.append(measured)
-        report(measured, workers=args.workers, task_overhead_s=task_overhead_s)
+    with tempfile.TemporaryDirectory(prefix="bench-tiled-") as tiles:
+        if args.tile:
+            name, dataset = datasets[-1]
+            datasets.append((f"{name} x {args.tile}", tiled_dataset(dataset, copies=args.tile, root=Path(tiles))))
+        for name, dataset in datasets:
+            measured = measure(dataset, name=name, workers=args.workers, chunk_size=args.chunk_size,
+                               repeats=args.repeats)
+            results.append(measured)
+            report(measured, workers=args.workers, task_overhead_s=task_overhead_s)
     unlocked, locked = worker_warm_up()
     print(f"\nworker warm-up, warm cache: {unlocked:.2f} s of imports outside the JIT-cache lock, {locked:.2f} s "
           f"holding it")

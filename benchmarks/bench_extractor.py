@@ -2,7 +2,7 @@
 with ``--fixed-cost``, what one run of each costs whatever its number of tracks.
 
     .venv/bin/python benchmarks/bench_extractor.py [--clips 6] [--repeats 2] [--audio-dir DIR]
-    .venv/bin/python benchmarks/bench_extractor.py --fixed-cost [--runs 3] [--extractor-root DIR]
+    .venv/bin/python benchmarks/bench_extractor.py --fixed-cost [--runs 3] [--workers 1] [--extractor-root DIR]
 
 One process, one core: OMP/OPENBLAS/MKL threads are set to 1 before numpy loads
 (and threadpoolctl limits BLAS), as in one extraction worker. Both implementations
@@ -16,16 +16,16 @@ time (``time.process_time``): with every library held to one thread that is the 
 time a worker spends, and it stays meaningful on a shared, loaded machine where wall
 time does not (the load average is printed; wall-clock ratios are printed too).
 
-``--fixed-cost`` runs ``python -m audio_features extract`` on one 30 s clip (one worker,
-as an ETL chunk does) and a script that runs FMA's formula on the same clip, each in a
-fresh interpreter, cold (an empty ``NUMBA_CACHE_DIR``) then warm (the same folder again).
-A run's fixed cost is its wall time minus the per-track time it reports itself (the
-extractor's ``extract_seconds`` column, timed after the worker's warm-up; the script runs
-the clip twice and times the second call, and its wall time is counted without that
-second call): imports, worker start, JIT cache, reading metadata, writing outputs. CPU seconds are every process's, workers
-included. ``--extractor-root DIR`` runs the extractor from another checkout's
-``audio_features`` (e.g. ``git archive REV audio_features | tar -x -C DIR``), for a
-before/after on the same machine at the same moment.
+``--fixed-cost`` runs ``python -m audio_features extract`` on one 30 s clip (``--workers``
+processes, as an ETL chunk has) and a script that runs FMA's formula on the same clip,
+each in a fresh interpreter, cold (an empty ``NUMBA_CACHE_DIR``) then warm (the same
+folder again). A run's fixed cost is its wall time minus the per-track time it reports
+itself (the extractor's ``extract_seconds`` column, timed after the worker's warm-up; the
+script runs the clip twice and times the second call, and its wall time is counted
+without that second call): imports, worker start, JIT cache, reading metadata, writing
+outputs. CPU seconds are every process's, workers included. ``--extractor-root DIR`` runs
+the extractor from another checkout's ``audio_features`` (e.g. ``git archive REV
+audio_features | tar -x -C DIR``), for a before/after on the same machine at the same moment.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def _timed_process(command: list[str], env: dict[str, str]) -> tuple[float, floa
     return wall, cpu, done.stdout
 
 
-def fixed_cost(*, runs: int, extractor_root: Path | None) -> None:
+def fixed_cost(*, runs: int, extractor_root: Path | None, workers: int) -> None:
     """One-track runs of our CLI and of FMA's formula, cold then warm; see the docstring."""
     import pandas as pd
 
@@ -141,13 +141,13 @@ def fixed_cost(*, runs: int, extractor_root: Path | None) -> None:
             out = tmp / f"out-{run}"
             wall, cpu, _ = _timed_process(
                 [sys.executable, "-m", "audio_features", "extract", "--audio-dir", str(audio_dir), "--tracks",
-                 str(tracks), "--out", str(out), "--workers", "1"], ours_env)
+                 str(tracks), "--out", str(out), "--workers", str(workers)], ours_env)
             per_track = float(pd.read_parquet(next(out.glob("chunks/*.parquet")))[EXTRACT_SECONDS_COLUMN].sum())
             rows.append(("ours", state, wall, cpu, per_track))
             wall, cpu, printed = _timed_process([sys.executable, "-c", REFERENCE_SCRIPT, str(audio_path(audio_dir, 2))],
                                                 ref_env)
             rows.append(("reference", state, wall - float(printed.split()[-1]), cpu, float(printed.split()[-1])))
-    print(f"one 30 s clip per run, fresh interpreter each; extractor from {extractor_root or root}; "
+    print(f"one 30 s clip per run, fresh interpreter each; extractor ({workers} workers) from {extractor_root or root}; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'side':10s} {'cache':5s} {'wall s':>7s} {'cpu s':>7s} {'track s':>7s} {'fixed s':>7s}")
     for side, state, wall, cpu, per_track in rows:
@@ -167,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixed-cost", action="store_true", help="time one-track runs instead (see docstring)")
     parser.add_argument("--runs", type=int, default=3, help="warm runs of --fixed-cost (default 3)")
     parser.add_argument("--extractor-root", type=Path, help="--fixed-cost: audio_features from this folder")
+    parser.add_argument("--workers", type=int, default=1, help="--fixed-cost: the extractor's workers (default 1)")
     args = parser.parse_args(argv)
     if args.fixed_cost:
-        fixed_cost(runs=args.runs, extractor_root=args.extractor_root)
+        fixed_cost(runs=args.runs, extractor_root=args.extractor_root, workers=args.workers)
         return 0
 
     from threadpoolctl import threadpool_limits
