@@ -4,39 +4,66 @@ A chunk pays a fixed cost whatever its size (Airflow starting the task; the extr
 interpreter, imports, worker warm-up and metadata read), then ``per_track_s / workers``
 per track. Small chunks spend their time on that fixed cost; many chunks run into
 Airflow's ``[core] max_map_length`` (1,024 by default), past which the mapped task does
-not expand and the run fails. ``choose_chunk_size`` takes the smallest chunk that keeps
-the fixed cost to at most ``max_fixed_share`` of the chunk's time and the chunk count
-within ``max_map_length``: the smallest, because a chunk is the unit of retry and of
-resume, and a failed task redoes its whole chunk.
+not expand and the run fails. ``min_chunk_size`` is the smallest chunk that keeps the
+fixed cost to at most ``max_fixed_share`` of the chunk's time and the chunk count within
+``max_map_length``; ``choose_chunk_size`` spreads the tracks over as many chunks of at
+least that size as fit, so no short leftover chunk pays a whole fixed cost for a few
+tracks (1,008 tracks at a minimum of 960 are one chunk of 1,008, not 960 + 48). Chunks
+stay as small as that allows because a chunk is the unit of retry and of resume.
 
-The defaults are measured on this project's reference machine (2 cores, shared):
+The defaults, and where they were measured (2-core shared machine; README "Measured"):
 
-- ``EXTRACT_FIXED_COST_S``: one ``python -m audio_features extract`` run on one clip,
-  warm JIT cache, minus the clip's own time (``benchmarks/bench_extractor.py --fixed-cost``).
-- ``AIRFLOW_TASK_OVERHEAD_S``: what one more mapped task instance adds to a run
-  (``benchmarks/bench_dag_extraction.py --airflow-overhead``).
-- ``TRACK_SECONDS``: extraction of one 30 s clip on one core, warm; real recorded music
-  (issue 12's corpus: 150 ms) is slower than the synthetic sample, so it is the default.
-
-README "Measured" has the runs behind each number.
+- ``EXTRACT_FIXED_COST_S``: one extraction task's own fixed cost, 2 workers, warm JIT
+  cache: 8.4-12.1 s per chunk (``benchmarks/bench_dag_extraction.py``, load average 1-4;
+  a chunk's wall time minus its tracks' time / workers).
+- ``AIRFLOW_TASK_OVERHEAD_S``: one more task instance: 0.16 s in ``airflow dags test``,
+  1.9 s to parse ``dags/fma_etl.py`` in a task process, + 1 s scheduling (assumed)
+  (``bench_dag_extraction.py --airflow-overhead``).
+- ``TRACK_SECONDS``: one 30 s clip on one core, warm: 150 ms on real recorded music on an
+  idle core (issue 12's corpus, one worker); 270-300 ms/core with 2 workers on the 2-core
+  machine under load. The idle figure is the default: a loaded machine slows the fixed
+  cost as much as the tracks, so the share holds, and erring fast gives bigger chunks.
 """
 
 from __future__ import annotations
 
 import math
 
-EXTRACT_FIXED_COST_S = 5.0
+EXTRACT_FIXED_COST_S = 10.0
 AIRFLOW_TASK_OVERHEAD_S = 3.0
 CHUNK_FIXED_COST_S = EXTRACT_FIXED_COST_S + AIRFLOW_TASK_OVERHEAD_S
 TRACK_SECONDS = 0.15
 AIRFLOW_MAX_MAP_LENGTH = 1024  # Airflow's default [core] max_map_length
 MAX_FIXED_SHARE = 0.10
-# execution_timeout of an extraction task: this many times its expected time (a shared,
-# loaded machine runs 3-4x slower than an idle one; the README's runs saw load 7 on 2
-# cores), and never under CHUNK_TIMEOUT_FLOOR_S (a cold JIT cache alone costs ~1 min,
-# and each hung track up to the extractor's 120 s track timeout).
-CHUNK_TIMEOUT_SLOWDOWN = 5.0
+# execution_timeout of an extraction task: this many times its expected time (at load
+# average 17 on this 2-core machine a track took 1.8 s against 0.15-0.3 s: 6-12x), and
+# never under CHUNK_TIMEOUT_FLOOR_S (a cold JIT cache alone costs 30-90 s, and each hung
+# track up to the extractor's 120 s track timeout).
+CHUNK_TIMEOUT_SLOWDOWN = 10.0
 CHUNK_TIMEOUT_FLOOR_S = 900.0
+
+
+def min_chunk_size(
+    n_tracks: int,
+    *,
+    workers: int,
+    fixed_cost_s: float = CHUNK_FIXED_COST_S,
+    per_track_s: float = TRACK_SECONDS,
+    max_map_length: int = AIRFLOW_MAX_MAP_LENGTH,
+    max_fixed_share: float = MAX_FIXED_SHARE,
+) -> int:
+    """The smallest chunk whose fixed cost is at most ``max_fixed_share`` of its time and
+    whose count for ``n_tracks`` is at most ``max_map_length`` (at least 1)."""
+    _check(workers=workers, fixed_cost_s=fixed_cost_s, per_track_s=per_track_s)
+    if n_tracks < 0 or max_map_length < 1 or not 0 < max_fixed_share < 1:
+        raise ValueError(
+            f"need n_tracks >= 0, max_map_length >= 1 and 0 < max_fixed_share < 1; got {n_tracks}, "
+            f"{max_map_length}, {max_fixed_share}"
+        )
+    # fixed / (fixed + size * per_track / workers) <= share  <=>  size >= this:
+    by_share = fixed_cost_s * (1 - max_fixed_share) / max_fixed_share * workers / per_track_s
+    by_count = n_tracks / max_map_length
+    return max(1, _ceil(by_share), _ceil(by_count))
 
 
 def choose_chunk_size(
@@ -50,22 +77,17 @@ def choose_chunk_size(
 ) -> int:
     """Tracks per chunk for ``n_tracks`` extracted by tasks of ``workers`` processes each.
 
-    The smallest size whose fixed cost is at most ``max_fixed_share`` of the chunk's time
-    and whose chunk count is at most ``max_map_length``; never more than ``n_tracks`` (a
-    dataset too small to amortise the fixed cost is one chunk). Returns 1 for no tracks.
+    ``n_tracks`` spread evenly over as many chunks of at least ``min_chunk_size`` as fit
+    (see the module docstring); a dataset too small to amortise the fixed cost is one
+    chunk. Returns 1 for no tracks.
     """
-    _check(workers=workers, fixed_cost_s=fixed_cost_s, per_track_s=per_track_s)
-    if n_tracks < 0 or max_map_length < 1 or not 0 < max_fixed_share < 1:
-        raise ValueError(
-            f"need n_tracks >= 0, max_map_length >= 1 and 0 < max_fixed_share < 1; got {n_tracks}, "
-            f"{max_map_length}, {max_fixed_share}"
-        )
+    smallest = min_chunk_size(n_tracks, workers=workers, fixed_cost_s=fixed_cost_s, per_track_s=per_track_s,
+                              max_map_length=max_map_length, max_fixed_share=max_fixed_share)
     if n_tracks == 0:
         return 1
-    # fixed / (fixed + size * per_track / workers) <= share  <=>  size >= this:
-    by_share = fixed_cost_s * (1 - max_fixed_share) / max_fixed_share * workers / per_track_s
-    by_count = n_tracks / max_map_length
-    return min(n_tracks, max(1, _ceil(by_share), _ceil(by_count)))
+    if smallest >= n_tracks:
+        return n_tracks
+    return math.ceil(n_tracks / (n_tracks // smallest))
 
 
 def chunk_seconds(chunk_size: int, *, workers: int, fixed_cost_s: float = CHUNK_FIXED_COST_S,
