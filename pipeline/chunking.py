@@ -4,10 +4,10 @@ A chunk pays a fixed cost whatever its size (Airflow starting the task; the extr
 interpreter, imports, worker warm-up and metadata read), then ``per_track_s / workers``
 per track. Small chunks spend their time on that fixed cost; many chunks run into
 Airflow's ``[core] max_map_length`` (1,024 by default), past which the mapped task does
-not expand and the run fails. ``min_chunk_size`` is the smallest chunk that keeps the
-fixed cost to at most ``max_fixed_share`` of the chunk's time and the chunk count within
-``max_map_length``; ``choose_chunk_size`` spreads the tracks over as many chunks of at
-least that size as fit, so no short leftover chunk pays a whole fixed cost for a few
+not expand and the run fails. ``choose_chunk_size`` finds the smallest chunk that keeps
+the fixed cost to at most ``max_fixed_share`` of the chunk's time and the chunk count
+within ``max_map_length``, then spreads the tracks over as many chunks of at least that
+size as fit, so no short leftover chunk pays a whole fixed cost for a few
 tracks (1,008 tracks at a minimum of 960 are one chunk of 1,008, not 960 + 48). Chunks
 stay as small as that allows because a chunk is the unit of retry and of resume.
 
@@ -43,29 +43,6 @@ CHUNK_TIMEOUT_SLOWDOWN = 10.0
 CHUNK_TIMEOUT_FLOOR_S = 900.0
 
 
-def min_chunk_size(
-    n_tracks: int,
-    *,
-    workers: int,
-    fixed_cost_s: float = CHUNK_FIXED_COST_S,
-    per_track_s: float = TRACK_SECONDS,
-    max_map_length: int = AIRFLOW_MAX_MAP_LENGTH,
-    max_fixed_share: float = MAX_FIXED_SHARE,
-) -> int:
-    """The smallest chunk whose fixed cost is at most ``max_fixed_share`` of its time and
-    whose count for ``n_tracks`` is at most ``max_map_length`` (at least 1)."""
-    _check(workers=workers, fixed_cost_s=fixed_cost_s, per_track_s=per_track_s)
-    if n_tracks < 0 or max_map_length < 1 or not 0 < max_fixed_share < 1:
-        raise ValueError(
-            f"need n_tracks >= 0, max_map_length >= 1 and 0 < max_fixed_share < 1; got {n_tracks}, "
-            f"{max_map_length}, {max_fixed_share}"
-        )
-    # fixed / (fixed + size * per_track / workers) <= share  <=>  size >= this:
-    by_share = fixed_cost_s * (1 - max_fixed_share) / max_fixed_share * workers / per_track_s
-    by_count = n_tracks / max_map_length
-    return max(1, _ceil(by_share), _ceil(by_count))
-
-
 def choose_chunk_size(
     n_tracks: int,
     *,
@@ -77,12 +54,20 @@ def choose_chunk_size(
 ) -> int:
     """Tracks per chunk for ``n_tracks`` extracted by tasks of ``workers`` processes each.
 
-    ``n_tracks`` spread evenly over as many chunks of at least ``min_chunk_size`` as fit
-    (see the module docstring); a dataset too small to amortise the fixed cost is one
-    chunk. Returns 1 for no tracks.
+    The smallest admissible chunk keeps the fixed cost to at most ``max_fixed_share`` of
+    its time and the chunk count within ``max_map_length``; the tracks are spread evenly
+    over as many chunks of at least that size as fit (module docstring). A dataset too
+    small to amortise the fixed cost is one chunk. Returns 1 for no tracks.
     """
-    smallest = min_chunk_size(n_tracks, workers=workers, fixed_cost_s=fixed_cost_s, per_track_s=per_track_s,
-                              max_map_length=max_map_length, max_fixed_share=max_fixed_share)
+    _check(workers=workers, fixed_cost_s=fixed_cost_s, per_track_s=per_track_s)
+    if n_tracks < 0 or max_map_length < 1 or not 0 < max_fixed_share < 1:
+        raise ValueError(
+            f"need n_tracks >= 0, max_map_length >= 1 and 0 < max_fixed_share < 1; got {n_tracks}, "
+            f"{max_map_length}, {max_fixed_share}"
+        )
+    # fixed / (fixed + size * per_track / workers) <= share  <=>  size >= by_share
+    by_share = fixed_cost_s * (1 - max_fixed_share) / max_fixed_share * workers / per_track_s
+    smallest = max(1, _ceil(by_share), _ceil(n_tracks / max_map_length))
     if n_tracks == 0:
         return 1
     if smallest >= n_tracks:

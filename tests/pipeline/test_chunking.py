@@ -12,6 +12,15 @@ from pipeline import chunking as C
 FMA_LARGE_TRACKS = 106_574
 
 
+def smallest_size(n_tracks: int, **costs) -> int:
+    """The smallest chunk with fixed cost <= 10 % and <= 1,024 chunks, found by search."""
+    workers = costs.pop("workers")
+    size = math.ceil(n_tracks / C.AIRFLOW_MAX_MAP_LENGTH) or 1
+    while C.fixed_share(size, workers=workers, **costs) > C.MAX_FIXED_SHARE + 1e-12:
+        size += 1
+    return size
+
+
 def chunk_sizes(n_tracks: int, size: int) -> list[int]:
     """The sizes ``audio_features.extract.plan_chunks`` cuts ``n_tracks`` into."""
     return [min(size, n_tracks - start) for start in range(0, n_tracks, size)]
@@ -19,10 +28,7 @@ def chunk_sizes(n_tracks: int, size: int) -> list[int]:
 
 @pytest.mark.parametrize("workers", [1, 2, 16])
 def test_fma_large_fits_airflow_and_keeps_fixed_cost_near_ten_percent(workers):
-    smallest = C.min_chunk_size(FMA_LARGE_TRACKS, workers=workers)
-    assert C.fixed_share(smallest, workers=workers) <= C.MAX_FIXED_SHARE + 1e-12
-    assert C.fixed_share(smallest - 1, workers=workers) > C.MAX_FIXED_SHARE  # the smallest such size
-
+    smallest = smallest_size(FMA_LARGE_TRACKS, workers=workers)
     size = C.choose_chunk_size(FMA_LARGE_TRACKS, workers=workers)
     sizes = chunk_sizes(FMA_LARGE_TRACKS, size)
     assert len(sizes) <= C.AIRFLOW_MAX_MAP_LENGTH
@@ -34,7 +40,7 @@ def test_fma_large_fits_airflow_and_keeps_fixed_cost_near_ten_percent(workers):
 
 def test_the_default_figures_for_fma_large_on_two_workers():
     # 13 s fixed per task (10 s extractor + 3 s Airflow), 150 ms/track: >= 1,560 tracks
-    assert C.min_chunk_size(FMA_LARGE_TRACKS, workers=2) == 1560
+    assert smallest_size(FMA_LARGE_TRACKS, workers=2) == 1560
     size = C.choose_chunk_size(FMA_LARGE_TRACKS, workers=2)
     assert (size, math.ceil(FMA_LARGE_TRACKS / size)) == (1568, 68)
     assert C.chunk_seconds(size, workers=2) == pytest.approx(13 + 1568 * 0.15 / 2)
@@ -44,21 +50,22 @@ def test_the_issue_numbers_give_65_chunks_instead_of_2132():
     # 10.6 s fixed + 3 s task overhead, 150 ms/track, 2 workers (issue 12's measurements):
     # size >= 13.6 * 0.9 / 0.1 * 2 / 0.15 = 1632 tracks
     kwargs = {"workers": 2, "fixed_cost_s": 13.6, "per_track_s": 0.15}
-    assert C.min_chunk_size(FMA_LARGE_TRACKS, **kwargs) == 1632
+    assert smallest_size(FMA_LARGE_TRACKS, **dict(kwargs)) == 1632
     size = C.choose_chunk_size(FMA_LARGE_TRACKS, **kwargs)
     assert math.ceil(FMA_LARGE_TRACKS / size) == FMA_LARGE_TRACKS // 1632 == 65
     assert C.fixed_share(size, **kwargs) < 0.10
 
 
 def test_a_negligible_fixed_cost_is_bounded_by_the_chunk_count():
-    assert C.min_chunk_size(FMA_LARGE_TRACKS, workers=2, fixed_cost_s=0.0) == math.ceil(FMA_LARGE_TRACKS / 1024)
     size = C.choose_chunk_size(FMA_LARGE_TRACKS, workers=2, fixed_cost_s=0.0)
+    # at least ceil(106,574 / 1,024) = 105 tracks; spread over 106,574 // 105 = 1,014 chunks
+    assert size == math.ceil(FMA_LARGE_TRACKS / 1014) == 106
     assert math.ceil(FMA_LARGE_TRACKS / size) <= 1024
 
 
 def test_a_short_leftover_is_folded_into_the_chunks():
     kwargs = {"workers": 2, "fixed_cost_s": 8.0, "per_track_s": 0.15}  # minimum 960
-    assert C.min_chunk_size(1008, **kwargs) == 960
+    assert smallest_size(1008, **dict(kwargs)) == 960
     assert C.choose_chunk_size(1008, **kwargs) == 1008  # one chunk, not 960 + 48
     assert chunk_sizes(2000, C.choose_chunk_size(2000, **kwargs)) == [1000, 1000]
 
