@@ -1,7 +1,7 @@
 """Tracks per second through ``fma_etl``'s extraction stage vs the extractor's own rate.
 
     .venv/bin/python benchmarks/bench_dag_extraction.py [--sample-tracks 120] [--workers 2]
-        [--chunk-size 0] [--repeats 2] [--tile N] [--no-corpus]
+        [--chunk-size 0] [--repeats 2] [--tile N [--tiled-only]] [--no-corpus]
         [--airflow-overhead | --task-overhead-s S]
 
 On the same clips, side by side:
@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of both sides (default 2)")
     parser.add_argument("--tile", type=int, default=0, metavar="N",
                         help="also measure N copies of the corpus (or sample) as one dataset (default: no)")
+    parser.add_argument("--tiled-only", action="store_true", help="with --tile: measure only the tiled dataset")
     overhead = parser.add_mutually_exclusive_group()
     overhead.add_argument("--airflow-overhead", action="store_true", help="measure Airflow's per-task cost")
     overhead.add_argument("--task-overhead-s", type=float, default=chunking.AIRFLOW_TASK_OVERHEAD_S,
@@ -342,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.tile:
             name, dataset = datasets[-1]
             datasets.append((f"{name} x {args.tile}", tiled_dataset(dataset, copies=args.tile, root=Path(tiles))))
+            if args.tiled_only:
+                datasets = datasets[-1:]
         for name, dataset in datasets:
             measured = measure(dataset, name=name, workers=args.workers, chunk_size=args.chunk_size,
                                repeats=args.repeats)
