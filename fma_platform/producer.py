@@ -39,7 +39,7 @@ from kafka.errors import KafkaError
 from fma_platform.errors import PlatformError
 from fma_platform.events import ListeningEvent, encode_event, event_key, validate_event
 from fma_platform.kafka import kafka_client_config
-from fma_platform.outbox import Outbox, OutboxRecord, outbox_name
+from fma_platform.outbox import Outbox, OutboxError, OutboxRecord, outbox_name
 from fma_platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -256,10 +256,16 @@ class EventProducer:
         finally:
             self._first_attempt.set()
         while True:
-            round_records = self._next_round()
-            if round_records is None:
-                break
-            self._finish_round(round_records, delivered=self._attempt_round(round_records))
+            try:
+                round_records = self._next_round()
+                if round_records is None:
+                    break
+                self._finish_round(round_records, delivered=self._attempt_round(round_records))
+            except OutboxError as exc:  # e.g. a full disk: retried after the backoff, never a dead sender
+                log.exception("event producer: the outbox failed")
+                with self._lock:
+                    self._in_flight = 0
+                self._record_failure(str(exc))
         self._disconnect()
 
     def _attempt_round(self, round_records: list[OutboxRecord]) -> list[bool]:

@@ -24,7 +24,8 @@ from spark_jobs.streaming.job import batch_record_limit, start_stream
 from spark_jobs.streaming.kafka_source import close_read_consumers
 from tests.spark_jobs.streaming.conftest import CLUSTERS, PER_CLUSTER, event, seed_catalogue
 
-BACKLOG = 12_000  # 2.4 batches of the default bound
+BACKLOG = 6_000
+BOUND = 2_000  # the setting the job reads (default 5,000): three full batches of a small backlog
 LISTENERS = 40
 DRAIN_TIMEOUT_S = 150
 
@@ -35,7 +36,7 @@ def backlog_events(count: int) -> list:
     kinds = ("play", "complete", "like", "play", "skip")
     return [
         event(f"listener-{n % LISTENERS}", 100 * (1 + n % CLUSTERS) + n % PER_CLUSTER, kinds[n % len(kinds)],
-              start + timedelta(milliseconds=300 * n), listened=3.0)
+              start + timedelta(milliseconds=600 * n), listened=3.0)
         for n in range(count)
     ]
 
@@ -57,7 +58,8 @@ def test_the_batch_bound_defaults_to_the_setting_and_zero_means_none(settings):
 
 @pytest.mark.slow
 def test_a_backlog_drains_in_bounded_batches_exactly_once(spark, settings, mongo_db, unique_topic, tmp_path):
-    limit = settings.stream_max_records_per_batch  # the default the job runs with
+    settings = settings.model_copy(update={"stream_max_records_per_batch": BOUND})  # as FMA_STREAM_MAX_RECORDS_PER_BATCH
+    limit = BOUND
     seed_catalogue(mongo_db)
     sent = backlog_events(BACKLOG)
     produce_backlog(settings, unique_topic, sent)
@@ -66,9 +68,14 @@ def test_a_backlog_drains_in_bounded_batches_exactly_once(spark, settings, mongo
                                  topic=unique_topic, trigger_seconds=0.1, config=StreamConfig(top_k=10),
                                  query_name="backlog")
     events = mongo_db[Collection.LISTENING_EVENTS]
+
+    def finished_batches() -> list[dict]:  # a batch's metrics document is its last write
+        return sorted(mongo_db[Collection.STREAM_METRICS].find({KIND: BATCH_KIND, INPUT_ROWS: {"$gt": 0}}),
+                      key=lambda batch: batch["batch_id"])
+
     try:
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while events.count_documents({}) < BACKLOG:
+        while sum(batch[INPUT_ROWS] for batch in finished_batches()) < BACKLOG:
             assert query.exception() is None, query.exception()
             assert time.monotonic() < deadline, f"{events.count_documents({})} of {BACKLOG} stored"
             time.sleep(0.5)
@@ -77,8 +84,8 @@ def test_a_backlog_drains_in_bounded_batches_exactly_once(spark, settings, mongo
         query.stop()
         close_read_consumers()
 
-    batches = list(mongo_db[Collection.STREAM_METRICS].find({KIND: BATCH_KIND, INPUT_ROWS: {"$gt": 0}}))
-    sizes = [batch[INPUT_ROWS] for batch in sorted(batches, key=lambda b: b["batch_id"])]
+    batches = finished_batches()
+    sizes = [batch[INPUT_ROWS] for batch in batches]
     print(f"records per batch (bound {limit}): {sizes}")
     assert max(sizes) <= limit
     assert len(sizes) >= math.ceil(BACKLOG / limit)
