@@ -295,10 +295,13 @@ def read_extraction(out_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
     features = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # every track may have failed
     failures = []
     for path in sorted(root.glob(f"{pattern}.failures.csv")):
-        for row in pd.read_csv(path).itertuples(index=False):
-            code, _, detail = str(row.reason).partition(":")
+        # ``detail`` is a column since the extractor's caps and timeouts; older files kept
+        # it in ``reason`` after a ':'.
+        for row in pd.read_csv(path, dtype={"detail": str}, keep_default_na=False).itertuples(index=False):
+            code, _, legacy = str(row.reason).partition(":")
+            detail = (getattr(row, "detail", "") or legacy).strip()
             failures.append({"track_id": int(row.track_id), "stage": "extract", "reason": code.strip(),
-                             "detail": detail.strip() or None})
+                             "detail": detail or None})
     return features, failures
 
 

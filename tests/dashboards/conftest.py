@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import wave
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -98,6 +99,16 @@ def _page_script(name: str) -> None:
     from dashboards.views import PAGE_FUNCTIONS
 
     PAGE_FUNCTIONS[name]()
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """Streamlit's AppTest leaves its temporary page script as ``sys.modules["__main__"]``;
+    a later test that starts a ``spawn`` process pool (the extractor's) would make every
+    child re-run that script and die. Put the real ``__main__`` back after each test."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 def page_test(name: str, user=None) -> AppTest:

@@ -172,3 +172,9 @@ def test_a_chunk_whose_every_track_failed_reads_as_no_features(tmp_path):
     assert features.empty
     assert [(f["track_id"], f["reason"], f["detail"]) for f in failures] == [
         (5, "missing_file", "gone"), (6, "not_audio", None)]
+    # Today's extractor writes the detail in its own column.
+    pd.DataFrame({"track_id": [7, 8], "reason": ["timeout", "too_long"],
+                  "detail": ["took over 120 s", ""]}).to_csv(chunks / "chunk-00000.failures.csv", index=False)
+    _, failures = read_extraction(tmp_path)
+    assert [(f["track_id"], f["reason"], f["detail"]) for f in failures] == [
+        (7, "timeout", "took over 120 s"), (8, "too_long", None)]
