@@ -35,7 +35,6 @@ only librosa, the parent needs only pandas, so each process loads what it uses.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib
 import math
 import os
@@ -57,7 +56,7 @@ from audio_features.fma_schema import (
     feature_columns,
     flat_feature_name,
 )
-from fma_platform.files import write_atomic
+from fma_platform.files import exclusive_lock, write_atomic
 
 CHUNKS_DIRNAME = "chunks"
 FEATURES_CSV = "features.csv"
@@ -341,21 +340,10 @@ _CACHE_FREE_IMPORTS = ("numpy", "scipy.fft", "scipy.signal", "scipy.sparse", "sc
                        "numba", "joblib", "soxr")
 
 
-@contextlib.contextmanager
 def numba_cache_lock():
-    """Hold an exclusive lock on numba's cache folder (numba's default: the temp dir).
-
-    ``flock`` is released by the kernel when the holder exits, even by a crash, so a
-    dead worker never leaves the lock behind.
-    """
+    """An exclusive lock on numba's cache folder (numba's default: the temp dir)."""
     folder = Path(os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / WARM_LOCK_NAME, "a+b") as lock_file:
-        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+    return exclusive_lock(folder / WARM_LOCK_NAME)
 
 
 def extract_one(job: TrackJob, limits: ExtractionLimits | None = None) -> TrackOutcome:

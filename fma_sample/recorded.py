@@ -26,8 +26,6 @@ leave half a corpus; it is rebuilt only when the recipe (:data:`RECIPE_VERSION`,
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -56,7 +54,7 @@ from audio_features.features import (
 )
 from audio_features.fma_schema import FMA_CLIP_SECONDS, TOP_LEVEL_GENRES, audio_path
 from audio_features.metadata import write_genres_csv, write_tracks_csv
-from fma_platform.files import write_text_atomic
+from fma_platform.files import exclusive_lock, write_text_atomic
 from fma_platform.settings import get_settings
 from fma_sample.errors import SampleError
 from fma_sample.sample import (
@@ -245,7 +243,8 @@ def ensure_recorded_corpus(out_dir: Path | str | None = None, *, workers: int = 
     if corpus_is_complete(out_dir, recipe):
         return load_corpus(out_dir, built=False)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
+    lock = out_dir.parent / f".{out_dir.name}.lock"
+    with exclusive_lock(lock, waiting="waiting for another build of the recorded corpus"):
         if corpus_is_complete(out_dir, recipe):  # built by another process while we waited
             return load_corpus(out_dir, built=False)
         remove_leftover_builds(out_dir)
@@ -299,21 +298,6 @@ def corpus_is_complete(out_dir: Path, recipe: dict) -> bool:
 
 
 # --------------------------------------------------------------------------- build folder, lock
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path``; the kernel drops it if the holder dies."""
-    with open(path, "a+b") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another build of the recorded corpus (%s)", path)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def remove_leftover_builds(out_dir: Path) -> None:

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import pandas as pd
 
 from fma_platform.catalogue import TRACK_PROJECTION
 from fma_platform.contracts import Collection, ModelFamily
-from fma_platform.files import write_atomic
+from fma_platform.files import remove_folder, write_atomic
 from fma_platform.mongo import platform_db, upsert_by
 from fma_platform.settings import Settings
 from pipeline.catalogue import read_catalogue, upsert_catalogue
@@ -153,13 +152,8 @@ def read_staged_catalogue(path: Path | str) -> list[dict]:
 
 
 def remove_staging(folder: Path) -> None:
-    """Delete a published run's staging folder; a leftover is reported, never fatal."""
-    try:
-        shutil.rmtree(folder)
-    except FileNotFoundError:
-        pass  # a retried load already removed it
-    except OSError as exc:
-        print(f"warning: could not remove the staging folder {folder}: {exc}", flush=True)
+    """Delete a run's staging folder (a retried load may find it gone already)."""
+    remove_folder(folder, what="staging folder")
 
 
 def prune_staging(settings: Settings, dataset: str, *, keep_days: float = STAGING_KEEP_DAYS) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from pyspark.sql.types import StructType
 
 from fma_platform.contracts import Collection
 from fma_platform.events import SPARK_SCHEMA_DDL, spark_schema
+from fma_platform.files import remove_folder
 from fma_platform.mongo import batches
 from spark_jobs.recommend.errors import InteractionsError
 
@@ -117,13 +117,8 @@ def events_from_mongo(spark: SparkSession, db: Database, *, staging_dir: Path,
 
 
 def remove_staging(folder: Path) -> None:
-    """Delete a staging folder; a failure is logged (the folder is only disk space)."""
-    try:
-        shutil.rmtree(folder)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("could not remove the staged events at %s: %s", folder, exc)
+    """Delete a staging folder of events (only disk space if it cannot be removed)."""
+    remove_folder(folder, what="staged events")
 
 
 def events_from_documents(spark: SparkSession, documents) -> DataFrame:
