@@ -8,7 +8,7 @@ functions never know about Airflow. Spark jobs get the same settings as their en
 
 from __future__ import annotations
 
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import parse_qsl, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
 from fma_platform.settings import Settings, get_settings
 
@@ -26,7 +26,9 @@ def platform_settings(
     """The settings with MongoDB, Kafka and Spark endpoints taken from Airflow Connections.
 
     The MongoDB URI keeps every option of the connection's extra, TLS ones included
-    (``mongo_uri_options``). The Kafka connection may carry the client security with the
+    (``mongo_uri_options``). The connection may give its endpoint as separate fields (host,
+    port, login, password, schema: the form MongoHook understands) or as one whole
+    ``mongodb://`` URI in ``host`` (``mongo_connection_uri``). The Kafka connection may carry the client security with the
     Airflow Kafka provider's names (``KAFKA_SECURITY_EXTRAS``); a setting the connection
     does not name keeps this worker's value. Passwords are registered with Airflow's
     secrets masker, MongoDB's in the URL-encoded form it takes inside ``mongo_uri`` too
@@ -37,10 +39,11 @@ def platform_settings(
     from airflow.sdk.log import mask_secret
 
     mongo = MongoHook(mongo_conn_id=mongo_conn_id)
-    if mongo.connection.password:
-        mask_secret(quote_plus(mongo.connection.password))
-    options = mongo_uri_options(mongo.extras, allow_insecure=mongo.allow_insecure)
-    uri = f"{mongo.uri}?{options}" if options else mongo.uri
+    uri = mongo_connection_uri(mongo.connection, mongo.extras, hook_uri=mongo.uri, allow_insecure=mongo.allow_insecure)
+    password = unquote(urlsplit(uri).netloc.rpartition("@")[0].partition(":")[2])
+    if password:
+        mask_secret(password)
+        mask_secret(quote_plus(password))
     kafka = kafka_settings(Connection.get(kafka_conn_id).extra_dejson)
     if kafka.get("kafka_sasl_password"):
         mask_secret(kafka["kafka_sasl_password"])
@@ -48,7 +51,7 @@ def platform_settings(
     values = {
         **base.model_dump(),
         "mongo_uri": uri,
-        "mongo_db": mongo.connection.schema or base.mongo_db,
+        "mongo_db": mongo.connection.schema or urlsplit(uri).path.strip("/") or base.mongo_db,
         "kafka_bootstrap_servers": base.kafka_bootstrap,
         "kafka_sasl_password": base.kafka_sasl_password.get_secret_value(),
         **kafka,
@@ -77,6 +80,36 @@ def kafka_settings(extra: dict) -> dict[str, str]:
         if setting in values:
             values[setting] = values[setting].upper()
     return values
+
+
+URI_SCHEMES = ("mongodb://", "mongodb+srv://")
+
+
+def mongo_connection_uri(connection, extras: dict, *, hook_uri: str, allow_insecure: bool = False) -> str:
+    """The MongoDB URI of a Mongo connection, in either of the forms deployments write.
+
+    Split fields: MongoHook's own URI (``hook_uri``) plus the extra as options. A whole URI
+    in ``host`` (``mongodb://user:pw@h1:27017,h2:27017/?replicaSet=rs0``, the way the
+    MongoDB docs and many deployments state it): MongoHook would put it after another
+    ``mongodb://`` (``mongodb://mongodb://...``), so the URI is taken as it is, completed by
+    the connection's other fields where it lacks them (login and password, ``schema`` as its
+    database), and the extra's options are added to those it already has (the URI's own
+    value wins: it is the more specific statement).
+    """
+    host = (connection.host or "").strip()
+    if not host.startswith(URI_SCHEMES):
+        options = mongo_uri_options(extras, allow_insecure=allow_insecure)
+        return f"{hook_uri}?{options}" if options else hook_uri
+    parts = urlsplit(host)
+    netloc = parts.netloc
+    if "@" not in netloc and connection.login:
+        login = quote_plus(connection.login)
+        netloc = f"{login}:{quote_plus(connection.password)}@{netloc}" if connection.password else f"{login}@{netloc}"
+    path = parts.path if parts.path.strip("/") else (f"/{connection.schema}" if connection.schema else "/")
+    stated = dict(parse_qsl(parts.query, keep_blank_values=True))
+    added = dict(parse_qsl(mongo_uri_options(extras, allow_insecure=allow_insecure)))
+    query = urlencode({**added, **stated})
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
 def mongo_uri_options(extras: dict, *, allow_insecure: bool = False) -> str:
