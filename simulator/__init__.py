@@ -6,7 +6,9 @@ recommender can be shown to recover them. Every event is labelled ``source="simu
 
 Callers run a whole simulation with ``run_simulation(settings, SimulationOptions(...))``
 (``python -m simulator`` is its command line), or simulate a catalogue DataFrame in
-memory with ``simulate``.
+memory with ``simulate``. ``ground_truth`` (``GroundTruth``) chooses what tastes are made of:
+the audio embedding (default) or latent track attributes no recommender sees
+(``simulator.ground_truth`` says what recommenders can see under each).
 """
 
 from simulator.catalogue import load_catalogue, prepare_catalogue, synthetic_catalogue
@@ -18,6 +20,7 @@ from simulator.errors import (
     SimulationParameterError,
     SimulatorError,
 )
+from simulator.ground_truth import GroundTruth, latent_attributes
 from simulator.listeners import Listener, make_listeners
 from simulator.run import SimulationOptions, SimulationReport, Sink, parse_start, run_simulation
 from simulator.simulate import SimulationResult, simulate
@@ -32,6 +35,7 @@ from simulator.sinks import (
 __all__ = [
     "CatalogueError",
     "EmptyCatalogueError",
+    "GroundTruth",
     "KafkaSendReport",
     "KafkaStalledError",
     "Listener",
@@ -42,6 +46,7 @@ __all__ = [
     "SimulationResult",
     "SimulatorError",
     "Sink",
+    "latent_attributes",
     "load_catalogue",
     "make_listeners",
     "parse_start",

@@ -4,10 +4,12 @@ Everything is drawn per listener as numpy arrays (``plan_plays``), then turned i
 contract-valid ``ListeningEvent`` objects one play at a time (``play_events``):
 
 * **affinity** (0..1) of a listener for a track combines genre preference, cosine
-  similarity of the track's embedding to the listener's taste, and a quality signal
-  (favorites per listen); it drives skips, completes, likes and dislikes;
+  similarity of the track's taste-space vector to the listener's taste, and a quality
+  signal (favorites per listen); it drives skips, completes, likes and dislikes. The taste
+  space is the audio embedding or latent track attributes the recommenders never see
+  (``simulator.ground_truth`` says which, and what recommenders can see under each);
 * **candidates**: a play picks a genre from the listener's preferences, then a track of
-  that genre with weight ``(listens + 1) ** popularity_bias * exp(AUDIO_PULL * similarity)``;
+  that genre with weight ``(listens + 1) ** popularity_bias * exp(TASTE_PULL * similarity)``;
   with probability ``exploration`` it picks any track of the catalogue instead;
 * **outcomes**: ``play``, then an early ``skip`` (a few seconds in; less likely the higher
   the affinity) or ``complete`` (position = clip length), sometimes a ``pause`` and a
@@ -30,13 +32,13 @@ from simulator.catalogue import UNKNOWN_GENRE, CatalogueArrays
 from simulator.errors import CatalogueError, SimulationParameterError
 from simulator.listeners import Listener
 
-# Affinity logit weights: genre log-lift, audio cosine similarity, track quality z-score.
+# Affinity logit weights: genre log-lift, taste-space cosine similarity, track quality z-score.
 GENRE_WEIGHT = 0.8
-AUDIO_WEIGHT = 2.5
+TASTE_WEIGHT = 2.5
 QUALITY_WEIGHT = 0.4
 GENRE_LIFT_CLIP = 3.0
-# How strongly audio similarity concentrates the pick within a genre.
-AUDIO_PULL = 3.0
+# How strongly taste similarity concentrates the pick within a genre.
+TASTE_PULL = 3.0
 # Skip probability: logit(skip_proneness) + SKIP_SLOPE * (0.5 - affinity).
 SKIP_SLOPE = 4.0
 SKIP_POSITION_GAMMA = (2.0, 2.5)  # seconds after the first one: mean ~6 s in
@@ -62,9 +64,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 @dataclass(frozen=True)
 class TasteModel:
-    """One listener's view of the catalogue: audio similarity and within-genre pick weights."""
+    """One listener's view of the catalogue: taste similarity and within-genre pick weights."""
 
-    similarity: np.ndarray  # (n_tracks,) cosine of embedding and taste
+    similarity: np.ndarray  # (n_tracks,) cosine of the taste-space vector and the taste
     genre_shares: np.ndarray  # (n_genres,) sums to 1
     cumulative_pick: np.ndarray  # (n_known_tracks,) cumsum of weights normalised per genre
 
@@ -99,49 +101,50 @@ def affinity_at(listener: Listener, catalogue: CatalogueArrays, similarity: np.n
                 index: np.ndarray) -> np.ndarray:
     """The listener's affinity (0..1) for the tracks at ``index`` of ``catalogue``.
 
-    ``similarity`` is the listener's row of ``audio_similarities``. A track of a genre with
+    ``similarity`` is the listener's row of ``taste_similarities``. A track of a genre with
     share ``p`` among ``G`` genres gets ``log(G * p)`` (0 for a neutral share and for
-    tracks without a top-level genre); audio similarity is the cosine of the track's
-    embedding with the listener's taste (0 without embeddings).
+    tracks without a top-level genre); taste similarity is the cosine of the track's
+    taste-space vector with the listener's taste (0 without a taste space).
     """
     shares = listener.preference_vector(catalogue.genre_ids)
     lift = np.clip(np.log(np.maximum(shares * len(shares), 1e-12)), -GENRE_LIFT_CLIP, GENRE_LIFT_CLIP)
     codes = catalogue.genre_codes[index]
     genre_term = np.where(codes == UNKNOWN_GENRE, 0.0, lift[np.maximum(codes, 0)])
-    logit = GENRE_WEIGHT * genre_term + AUDIO_WEIGHT * similarity[index] + QUALITY_WEIGHT * catalogue.quality[index]
+    logit = GENRE_WEIGHT * genre_term + TASTE_WEIGHT * similarity[index] + QUALITY_WEIGHT * catalogue.quality[index]
     return _sigmoid(logit)
 
 
-def audio_similarities(listeners: Sequence[Listener], catalogue: CatalogueArrays) -> np.ndarray:
-    """Cosine similarity of every track's embedding with each listener's taste: (listeners, tracks).
+def taste_similarities(listeners: Sequence[Listener], catalogue: CatalogueArrays,
+                       space: np.ndarray | None) -> np.ndarray:
+    """Cosine similarity of every track's row of ``space`` (unit taste-space vectors aligned to
+    the catalogue) with each listener's taste: (listeners, tracks).
 
-    Rows are 0 for listeners without a taste vector, everything is 0 without embeddings.
+    Rows are 0 for listeners without a taste vector, everything is 0 without a space
+    (``space`` None: a catalogue without embeddings under the embedding ground truth).
     One matrix product for many listeners: per-listener products are ~50x slower on a
     busy machine (BLAS threads spin on small work).
     """
     similarities = np.zeros((len(listeners), catalogue.size))
-    if catalogue.embeddings is None:
+    if space is None:
         return similarities
     with_taste = [row for row, listener in enumerate(listeners) if listener.taste_vector is not None]
     if not with_taste:
         return similarities
     tastes = np.array([listeners[row].taste_vector for row in with_taste], dtype=np.float64)
-    if tastes.shape[1] != catalogue.embeddings.shape[1]:
+    if tastes.shape[1] != space.shape[1]:
         raise CatalogueError(
-            f"listener tastes have {tastes.shape[1]} dimensions, the catalogue's embeddings "
-            f"{catalogue.embeddings.shape[1]}"
-        )
-    similarities[with_taste] = tastes @ catalogue.embeddings.T
+            f"listener tastes have {tastes.shape[1]} dimensions, the taste space {space.shape[1]}")
+    similarities[with_taste] = tastes @ space.T
     return similarities
 
 
 def taste_model(listener: Listener, catalogue: CatalogueArrays, similarity: np.ndarray) -> TasteModel:
     """Pick weights of one listener (computed once, used for all its plays).
 
-    ``similarity`` is the listener's row of ``audio_similarities``.
+    ``similarity`` is the listener's row of ``taste_similarities``.
     """
     known = catalogue.known_genre_tracks
-    log_weight = listener.popularity_bias * catalogue.log_listens[:known] + AUDIO_PULL * similarity[:known]
+    log_weight = listener.popularity_bias * catalogue.log_listens[:known] + TASTE_PULL * similarity[:known]
     starts = catalogue.segment_starts[:-1]
     sizes = np.diff(catalogue.segment_starts)
     log_weight -= np.repeat(np.maximum.reduceat(log_weight, starts), sizes)  # no overflow in exp
@@ -181,7 +184,7 @@ def plan_plays(
 ) -> PlayPlan:
     """The listener's plays producing about ``event_budget`` events, spread over ``days``.
 
-    ``similarity`` is the listener's row of ``audio_similarities``.
+    ``similarity`` is the listener's row of ``taste_similarities``.
 
     Draws more plays than needed (a play makes at least two events), then keeps the
     longest prefix whose events fit the budget (at least one play).

@@ -67,13 +67,15 @@ class CatalogueArrays:
     def known_genre_tracks(self) -> int:
         return int(self.segment_starts[-1])
 
-    def embeddings_by_genre(self) -> dict[int, np.ndarray]:
-        """Embeddings of the tracks of each genre that has any (for listeners' seed tracks)."""
-        if self.embeddings is None:
+    def rows_by_genre(self, space: np.ndarray | None) -> dict[int, np.ndarray]:
+        """Rows of ``space`` (per-track vectors aligned to the catalogue, e.g. the embeddings)
+        of each genre's tracks, zero rows left out; genres without any are absent (for
+        listeners' seed tracks). ``{}`` when ``space`` is None."""
+        if space is None:
             return {}
         by_genre = {}
         for code, genre_id in enumerate(self.genre_ids):
-            rows = self.embeddings[self.segment_starts[code]:self.segment_starts[code + 1]]
+            rows = space[self.segment_starts[code]:self.segment_starts[code + 1]]
             rows = rows[np.any(rows != 0.0, axis=1)]
             if len(rows):
                 by_genre[genre_id] = rows

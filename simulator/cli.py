@@ -1,7 +1,12 @@
 """Command line of the listener simulator: parses argv and calls ``simulator.run.run_simulation``.
 
     python -m simulator run --listeners 2000 --events 200000 --seed 7 \\
-        --start 2024-01-01T00:00:00Z --to mongo|kafka|jsonl [--rate 500] [--out events.jsonl]
+        --start 2024-01-01T00:00:00Z --to mongo|kafka|jsonl [--rate 500] [--out events.jsonl] \\
+        [--ground-truth embedding|latent]
+
+``--ground-truth`` says what the listeners' tastes are made of (``simulator.ground_truth``):
+``embedding`` (default) the audio embedding the content recommenders also use, ``latent``
+track attributes drawn for the run that no recommender can see.
 
 Endpoints come from ``get_settings()``. Prints the run's report as one JSON line; on
 failure one line ``simulator: <reason>`` on stderr and exit code 1 (2 for bad arguments).
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from fma_platform.settings import Settings, get_settings
 from simulator.errors import SimulatorError
+from simulator.ground_truth import GroundTruth
 from simulator.run import SimulationOptions, Sink, parse_start, run_simulation
 from simulator.simulate import DEFAULT_DAYS
 
@@ -26,7 +32,8 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
     args = build_parser().parse_args(argv)
     try:
         options = SimulationOptions(listeners=args.listeners, events=args.events, seed=args.seed, start=args.start,
-                                    sink=Sink(args.to), days=args.days, rate_per_s=args.rate, out=args.out)
+                                    sink=Sink(args.to), days=args.days, rate_per_s=args.rate, out=args.out,
+                                    ground_truth=GroundTruth(args.ground_truth))
         report = run_simulation(settings or get_settings(), options)
     except (SimulatorError, OSError) as exc:
         print(f"simulator: {exc}", file=sys.stderr)
@@ -49,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="where the events go")
     run_parser.add_argument("--rate", type=float, help="kafka: events per second (default: as fast as acknowledged)")
     run_parser.add_argument("--out", type=Path, help="jsonl: the events file")
+    run_parser.add_argument("--ground-truth", choices=[g.value for g in GroundTruth], default=GroundTruth.EMBEDDING.value,
+                            help="what tastes are made of: the audio embedding (default; the content "
+                                 "recommenders see it) or latent track attributes no recommender sees")
     return parser
 
 

@@ -23,6 +23,7 @@ from fma_platform.producer import EventProducer, ProducerState
 from fma_platform.settings import Settings
 from simulator.catalogue import load_catalogue
 from simulator.errors import EmptyCatalogueError, ServiceDownError, SimulationParameterError
+from simulator.ground_truth import GroundTruth, parse_ground_truth
 from simulator.simulate import DEFAULT_DAYS, SimulationResult, simulate
 from simulator.sinks import send_events_to_kafka, write_events_jsonl, write_events_to_mongo, write_listeners
 
@@ -49,9 +50,11 @@ class SimulationOptions:
     days: int = DEFAULT_DAYS
     rate_per_s: float | None = None  # Kafka only: events per second (None: as fast as acknowledged)
     out: Path | None = None  # JSONL only: the events file
+    ground_truth: GroundTruth = GroundTruth.EMBEDDING  # the tastes' space (simulator.ground_truth)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sink", Sink(self.sink))
+        object.__setattr__(self, "ground_truth", parse_ground_truth(self.ground_truth))
         if self.sink is Sink.JSONL and self.out is None:
             raise SimulationParameterError("the jsonl sink needs an output path (out)")
         if self.out is not None and self.sink is not Sink.JSONL:
@@ -69,6 +72,7 @@ class SimulationReport:
     events: int
     sink: str
     listeners_saved: int
+    ground_truth: str = GroundTruth.EMBEDDING.value
     written: int | None = None  # mongo, jsonl: events now stored
     inserted: int | None = None  # mongo: events new to the collection
     already_present: int | None = None  # mongo: events a previous run had stored
@@ -102,14 +106,15 @@ def run_simulation(settings: Settings, options: SimulationOptions) -> Simulation
             f"the catalogue is empty ({settings.mongo_db}.tracks has no documents): run the ETL's catalogue step first"
         )
     result = simulate(catalogue, n_listeners=options.listeners, target_events=options.events, seed=options.seed,
-                      start=options.start, days=options.days)
+                      start=options.start, days=options.days, ground_truth=options.ground_truth)
     figures = _write_events(settings, options, result)
     try:
         saved = write_listeners(db, result.listeners)
     except PyMongoError as exc:
         raise ServiceDownError(f"saving listeners to MongoDB failed: {_first_line(exc)}") from exc
     return SimulationReport(run_key=result.run_key, listeners=len(result.listeners), events=result.event_count,
-                            sink=str(options.sink), listeners_saved=saved, **figures)
+                            sink=str(options.sink), listeners_saved=saved, ground_truth=str(result.ground_truth),
+                            **figures)
 
 
 def _write_events(settings: Settings, options: SimulationOptions, result: SimulationResult) -> dict:

@@ -39,7 +39,7 @@ from simulator import (
     write_events_to_mongo,
     write_listeners,
 )
-from simulator.behaviour import affinity_at, audio_similarities
+from simulator.behaviour import affinity_at, taste_similarities
 from simulator.cli import main
 from tests.kafka_helpers import consume_all
 
@@ -66,7 +66,8 @@ def events(result):
 
 def affinity(listener, arrays) -> np.ndarray:
     """The listener's affinity for every track (the ground truth behaviour follows)."""
-    return affinity_at(listener, arrays, audio_similarities([listener], arrays)[0], np.arange(arrays.size))
+    return affinity_at(listener, arrays, taste_similarities([listener], arrays, arrays.embeddings)[0],
+                       np.arange(arrays.size))
 
 
 def by_user(events) -> dict[str, list]:
@@ -364,8 +365,9 @@ def test_run_to_kafka_sends_every_event(mongo_db, mongo_server, kafka_broker, ca
     here = kafka_broker.model_copy(update={"mongo_db": mongo_db.name})
     report = run_simulation(here, options(Sink.KAFKA, rate_per_s=5000.0))
     assert report.sent == report.events > 0
-    assert report.as_dict().keys() == {"run_key", "listeners", "events", "sink", "listeners_saved", "sent",
-                                        "elapsed_s"}
+    assert report.as_dict().keys() == {"run_key", "listeners", "events", "sink", "listeners_saved", "ground_truth",
+                                        "sent", "elapsed_s"}
+    assert report.ground_truth == "embedding"  # the default
 
 
 RUN_ARGS = ["run", "--listeners", "10", "--events", "800", "--seed", "3", "--start", "2024-03-01T00:00:00Z"]
