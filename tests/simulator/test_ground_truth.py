@@ -23,7 +23,6 @@ from simulator import (
     Sink,
     latent_attributes,
     prepare_catalogue,
-    run_simulation,
     simulate,
     synthetic_catalogue,
 )
