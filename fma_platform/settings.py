@@ -130,6 +130,16 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     spark_shuffle_partitions: int = 4
     spark_driver_memory: str = "2g"
+    # Who runs the long-running streaming job (infra.streaming, #13): "embedded" (this
+    # machine's infra.process, local[2]) or "compose" (the `streaming` service submits it to
+    # the standalone master; the watchdog resubmits it there only when the master's status
+    # page shows no application of its name: never a second copy).
+    deployment: Literal["embedded", "compose"] = "embedded"
+    # The standalone master's web UI (its /json/ status); empty: the master URL's host, port 8080.
+    spark_master_webui_url: str = ""
+    # Jars every spark-submit of the streaming job gets (--jars; globs allowed): the image's
+    # Kafka connector under compose. Empty: none.
+    spark_jars: str = ""
     # Streaming source of Kafka records: "native" (the spark-sql-kafka connector, which must
     # be on the classpath), "python" (the project's Python data source) or "auto" (native
     # when the connector is on the classpath).
