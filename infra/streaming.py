@@ -6,11 +6,17 @@ spark-submit entry ``spark_jobs/streaming_recommendations.py``, named by its pat
 (``fma_platform.stream_status``: refreshed every couple of seconds while its query runs,
 with the query's lag per partition). ``streaming_health`` reads it: the Airflow DAG calls
 ``keep_streaming_alive``, which restarts the job when it raises ``StreamingDeadError``.
-Nothing here imports Spark or the job's code.
+Under compose (``settings.deployment == "compose"``) the job belongs to the standalone
+master, not to this machine: the watchdog resubmits it there (``resubmit_to_cluster``), and
+only when the master's status page shows no application of the job's name, so it never
+starts a second copy. Nothing here imports Spark or the job's code.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +28,8 @@ from fma_platform.stream_status import QUERY_NAME, Heartbeat, heartbeat_id
 from infra.process import ProcessRecord, ServiceSpec, StackError
 
 JOB_PATH = PROJECT_ROOT / "spark_jobs" / "streaming_recommendations.py"
+# The job's application name on a Spark master (spark_jobs/streaming/job.py APP_NAME).
+APP_NAME = "streaming-recommendations"
 DEFAULT_MAX_STALENESS_S = 30.0
 DEFAULT_MAX_LAG = 10_000
 
@@ -107,6 +115,7 @@ def streaming_command(
         str(VENV_BIN / "spark-submit"), "--master", master,
         "--driver-memory", settings.spark_driver_memory,
         "--conf", "spark.ui.enabled=false",
+        *(["--jars", settings.spark_jars] if settings.spark_jars else []),
         str(JOB_PATH),
     ]
     if trigger_seconds is not None:
@@ -156,10 +165,13 @@ def streaming_spec(
 
 
 def keep_streaming_alive(settings: Settings, *, max_lag: int = DEFAULT_MAX_LAG,
-                         max_staleness_s: float = DEFAULT_MAX_STALENESS_S) -> dict[str, Any]:
+                         max_staleness_s: float = DEFAULT_MAX_STALENESS_S,
+                         job_settings: Settings | None = None) -> dict[str, Any]:
     """Check the job; restart it when it is dead; raise ``StreamingLagError`` when it lags.
 
     Returns the health report, with ``restarted: True`` when the job had to be restarted.
+    ``job_settings`` are the restarted job's own (under compose: the streaming service's
+    logins, not the caller's); default ``settings``.
     """
     from fma_platform.mongo import platform_db
     from infra import process
@@ -168,8 +180,63 @@ def keep_streaming_alive(settings: Settings, *, max_lag: int = DEFAULT_MAX_LAG,
     try:
         return streaming_health(db, max_lag=max_lag, max_staleness_s=max_staleness_s) | {"restarted": False}
     except StreamingDeadError as dead:
+        if settings.deployment == "compose":
+            return resubmit_to_cluster(settings, job_settings or settings, dead,
+                                       max_staleness_s=max_staleness_s)
         spec = streaming_spec(settings)
         process.stop(spec)  # a hung job still holds its pid record
         process.start(spec)
         report = streaming_health(db, max_lag=2**62, max_staleness_s=max_staleness_s)
         return report | {"restarted": True, "was": str(dead)}
+
+
+def resubmit_to_cluster(settings: Settings, job_settings: Settings, dead: StreamingDeadError, *,
+                        max_staleness_s: float = DEFAULT_MAX_STALENESS_S,
+                        start_timeout: float = 240.0) -> dict[str, Any]:
+    """Under compose: submit the job to the standalone master again, unless it still runs there.
+
+    The master's status page (``infra.spark_cluster``) is the one place that knows every
+    running copy, wherever its driver lives. An application of the job's name that is still
+    RUNNING or WAITING while the heartbeat is dead is hung: the watchdog cannot kill it (the
+    master's UI kills nothing) and never starts a second one beside it, so it raises
+    ``StreamingDeadError`` naming the application (an alert for a person). Otherwise it
+    starts ``spark-submit`` in client mode as a detached process (its driver outlives the
+    task) and waits for the new run's heartbeat. Raises ``StreamingDeadError`` when the new
+    job exits or shows no live heartbeat within ``start_timeout``.
+    """
+    from fma_platform.mongo import platform_db
+    from infra.spark_cluster import active_apps, master_status, master_ui_url
+
+    webui = settings.spark_master_webui_url or master_ui_url(job_settings.spark_master)
+    running = active_apps(master_status(webui), APP_NAME)
+    if running:
+        ids = ", ".join(app["id"] for app in running)
+        raise StreamingDeadError(f"{dead} and the master still runs {APP_NAME} ({ids}): the job is hung; "
+                                 "not starting a second copy (stop that application, the watchdog then "
+                                 "resubmits it)", dead.report | {"running_apps": ids})
+    log_path = job_settings.logs_dir / f"{APP_NAME}-resubmitted.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = streaming_command(job_settings, master=job_settings.spark_master)
+    submitted_at = time.time()
+    with log_path.open("ab") as log:
+        log.write(f"\n--- resubmitted at {time.ctime()}: {' '.join(command)}\n".encode())
+        popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 cwd=PROJECT_ROOT, env={**os.environ, **job_settings.as_env()},
+                                 start_new_session=True)
+    db = platform_db(settings, timeout_ms=3000)
+    deadline = time.monotonic() + start_timeout
+    reason = str(dead)
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise StreamingDeadError(f"the resubmitted {APP_NAME} exited with status {popen.returncode}; "
+                                     f"log: {log_path}", dead.report)
+        try:
+            report = streaming_health(db, max_lag=2**62, max_staleness_s=max_staleness_s)
+            if report["started_at"] is not None and report["started_at"] >= submitted_at:
+                return report | {"restarted": True, "was": str(dead), "pid": popen.pid, "log": str(log_path)}
+            reason = "the heartbeat is from the dead run"
+        except StreamingDeadError as still:
+            reason = str(still)
+        time.sleep(2)
+    raise StreamingDeadError(f"the resubmitted {APP_NAME} (pid {popen.pid}) shows no live heartbeat after "
+                             f"{start_timeout:.0f} s ({reason}); log: {log_path}", dead.report)
