@@ -1,5 +1,10 @@
 """Keep the real-time loop alive: restart the streaming job when it died, fail (alert)
-when it falls behind Kafka by more than the allowed lag."""
+when it falls behind Kafka by more than the allowed lag.
+
+Embedded stack: the job is a local process this task restarts. Compose
+(``FMA_DEPLOYMENT=compose``): the job is an application of the standalone master; it is
+resubmitted there with the streaming service's logins only when the master runs no copy
+(``infra.streaming.resubmit_to_cluster``); a hung copy fails the task instead."""
 
 from __future__ import annotations
 
@@ -23,9 +28,11 @@ def streaming_watchdog():
     @task
     def check_streaming_job(params: dict | None = None) -> dict:
         from infra.streaming import keep_streaming_alive
-        from plugins.platform_hooks import platform_settings
+        from plugins.platform_hooks import platform_settings, streaming_job_settings
 
-        report = keep_streaming_alive(platform_settings(), max_lag=int(params["max_lag"]))
+        settings = platform_settings()
+        report = keep_streaming_alive(settings, max_lag=int(params["max_lag"]),
+                                      job_settings=streaming_job_settings(settings))
         return {key: str(value) for key, value in report.items()}
 
     check_streaming_job()

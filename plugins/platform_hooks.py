@@ -15,6 +15,10 @@ from fma_platform.settings import Settings, get_settings
 MONGO_CONN_ID = "mongo_default"
 KAFKA_CONN_ID = "kafka_default"
 SPARK_CONN_ID = "spark_default"
+# The streaming job's own logins, for the watchdog that resubmits it under compose (the
+# job reads the events topic and writes what Airflow's user may not).
+STREAMING_MONGO_CONN_ID = "mongo_streaming"
+STREAMING_KAFKA_CONN_ID = "kafka_streaming"
 
 
 def platform_settings(
@@ -58,6 +62,18 @@ def platform_settings(
         "spark_master": spark_master(Connection.get(spark_conn_id)),
     }
     return Settings(_env_file=None, **values)  # validated again: a SASL protocol needs its login
+
+
+def streaming_job_settings(settings: Settings) -> Settings:
+    """The settings a resubmitted streaming job runs with.
+
+    Under compose the job logs in as the streaming service's users, whose Connections
+    (``mongo_streaming``, ``kafka_streaming``) only the Airflow services hold; elsewhere it
+    is ``settings`` (the embedded stack has one login for all).
+    """
+    if settings.deployment != "compose":
+        return settings
+    return platform_settings(mongo_conn_id=STREAMING_MONGO_CONN_ID, kafka_conn_id=STREAMING_KAFKA_CONN_ID)
 
 
 # Kafka client settings from a Kafka connection's extra (the Airflow Kafka provider's names,
