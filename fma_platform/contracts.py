@@ -18,6 +18,12 @@ Document shapes (the fields each writer guarantees; readers may rely on them):
 ``listening_events`` (by ``_id`` = event_id): see ``fma_platform.events.to_document``.
 ``dead_letters``: reason_kind, reason, raw (str), topic, partition, offset, received_at.
 ``model_runs`` (by ``run_id``): see ``fma_platform.model_runs`` (the contract and its writer).
+``realtime_value`` (by ``run_id``, the training run's final ALS run): job_run_id, model_version,
+  k, listeners, points, plays, live / batch / uplift {hit_rate_at_k, ndcg_at_k and their
+  ``*_ci_low`` / ``*_ci_high``}, live_vs_batch_hit_rate, ci_confidence, ci_resamples, by_step
+  [{step, points, live_hit_rate_at_k, batch_hit_rate_at_k}], replay {play_rule, ...},
+  data_snapshot, data_source {source: events}, seconds, created_at, updated_at; written by
+  ``spark_jobs.recommend.realtime_value``.
 ``stream_metrics``: heartbeat and per-batch documents, see ``fma_platform.stream_status``.
 ``trending`` (by ``window_start``, ``kind``, ``key``): window_start, window_end, kind
   ("track" | "genre"), key, plays, completes, skips, likes.
@@ -54,6 +60,7 @@ class Collection(StrEnum):
     LOGIN_ATTEMPTS = "login_attempts"
     REJECTED_REPORTS = "rejected_reports"
     SIMULATED_LISTENERS = "simulated_listeners"
+    REALTIME_VALUE = "realtime_value"  # live vs batch lists replayed on a training run's holdout
 
 
 class ModelFamily(StrEnum):
