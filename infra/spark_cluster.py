@@ -229,3 +229,53 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
     except ProcessLookupError:
         return
+
+
+def exec_unless_running(app_name: str, webui_url: str, command: list[str], *, poll_s: float = 10.0,
+                        out=None) -> None:
+    """Replace this process by ``command`` once the master runs no application ``app_name``.
+
+    The compose ``streaming`` service starts through this guard: when the watchdog has
+    resubmitted the job elsewhere (``infra.streaming.resubmit_to_cluster``), a restarted
+    container waits instead of starting a second copy, and takes over when that copy ends.
+    An unreachable master is waited for too (the job cannot run without it).
+    """
+    import sys
+
+    out = out or sys.stderr
+    said = ""
+    while True:
+        try:
+            running = active_apps(master_status(webui_url), app_name)
+            if not running:
+                break
+            reason = f"{app_name} already runs on the master ({', '.join(app['id'] for app in running)})"
+        except SparkClusterError as exc:
+            reason = str(exc)
+        if reason != said:
+            print(f"waiting: {reason}", file=out, flush=True)
+            said = reason
+        time.sleep(poll_s)
+    os.execvp(command[0], command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m infra.spark_cluster", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    guard = commands.add_parser("exec-unless-running", help="run COMMAND once the master runs no app of NAME")
+    guard.add_argument("--app-name", required=True)
+    guard.add_argument("--master-webui", required=True, help="the master's web UI, e.g. http://spark-master:8080")
+    guard.add_argument("--poll-seconds", type=float, default=10.0)
+    guard.add_argument("run", nargs=argparse.REMAINDER, help="-- then the command")
+    args = parser.parse_args(argv)
+    command = args.run[1:] if args.run[:1] == ["--"] else args.run
+    if not command:
+        parser.error("give the command to run after --")
+    exec_unless_running(args.app_name, args.master_webui, command, poll_s=args.poll_seconds)
+    return 1  # not reached: exec replaced this process
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
