@@ -11,6 +11,9 @@ STAMP=".venv/.installed"
 
 need_apt=()
 command -v java >/dev/null 2>&1 || [ -n "${JAVA_HOME:-}" ] || need_apt+=(openjdk-17-jre-headless)
+# The production-topology test (tests/production) runs compose's PostgreSQL and Redis.
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ "${BROWSER_TESTS:-0}" = "1" ] && ! command -v chromium >/dev/null 2>&1; then
   need_apt+=(chromium)
 fi
