@@ -151,6 +151,15 @@ class Settings(BaseSettings):
     # driver's peak is the same at 1,000-10,000, while each batch re-ranks its listeners, so
     # 2,000 drained at half the rate of 5,000 (321 vs 673 events/s; 730 without a bound).
     stream_max_records_per_batch: int = Field(default=5_000, ge=0)
+    # Where the stream's per-listener work runs (issue 16): "executors" (decode and store on
+    # the executors, then listeners partitioned by user_id, each partition ranking and writing
+    # its listeners; the driver only coordinates) or "driver" (every step in the driver
+    # process; kept so benchmarks/bench_streaming_throughput.py can compare both).
+    stream_execution: Literal["driver", "executors"] = "executors"
+    # The stream's data writes: "mongo" (the platform), or "count" (benchmarks only: events,
+    # dead letters, recommendations and trending are counted, not written; histories are the
+    # batch's own events), to measure the job's own ceiling apart from the database.
+    stream_sink: Literal["mongo", "count"] = "mongo"
 
     # Airflow (embedded: standalone components on SQLite; production: Postgres).
     airflow_port: int = 8080
@@ -201,6 +210,12 @@ class Settings(BaseSettings):
     # Extraction.
     extract_workers: int = 2
     extract_chunk_size: int = 50
+    # The warm extraction server (audio_features/server.py): when on, `python -m
+    # audio_features extract` runs in one long-lived process per checkout that has paid the
+    # imports and JIT load once (started on first use, under cache_dir), which stops after
+    # this many seconds without a run.
+    extractor_server: bool = False
+    extractor_server_idle_s: float = Field(default=600.0, gt=0)
 
     def __init__(self, **values: Any) -> None:
         env_file = values.get("_env_file", self.model_config.get("env_file"))

@@ -1,7 +1,9 @@
 """The real-time loop: listening events from Kafka -> fresh recommendations in MongoDB.
 
 A Structured Streaming query reads the events topic and hands each micro-batch to a
-handler on the driver, which:
+``foreachBatch`` handler. With ``FMA_STREAM_EXECUTION=executors`` (the default) the driver
+only coordinates and the steps below run in Spark tasks, listeners partitioned by
+``user_id`` (``executors``); with ``driver`` they all run in the driver process. Either way:
 
 1. decodes every record with the event contract; malformed payloads and unknown tracks
    go to ``dead_letters`` keyed by (topic, partition, offset): the stream never stops
@@ -26,9 +28,13 @@ Modules, from the query down:
 * ``kafka_source``: Kafka as a Spark streaming source (native connector or Python source),
   and reading a logged batch on the driver;
 * ``progress``: the heartbeat and each finished batch's lag, from Spark's progress;
-* ``batch``: ``RecommendationStream``, one micro-batch from Kafka records to writes;
-* ``models``: the catalogue of tracks and the ALS champion's factors, reloaded on change;
-* ``sink``: the MongoDB writes (events, dead letters, recommendations, trending, metrics);
+* ``batch``: ``RecommendationStream``, one micro-batch from Kafka records to writes (the
+  driver path, and the choice of path);
+* ``executors``: one micro-batch as one Spark job, per-listener work on the executors;
+* ``models``: the catalogue of tracks and the ALS champion's factors, reloaded on change,
+  and broadcast to the executors when they change (``ModelBroadcast``);
+* ``sink``: the MongoDB writes (events, dead letters, recommendations, trending, metrics),
+  and a counting sink for benchmarks (``FMA_STREAM_SINK=count``);
 * pure logic: ``records`` (records -> events and dead letters), ``taste`` (a listener's
   short-term taste), ``ranking`` (tracks for one listener, with reasons), ``trending``
   (window counts);

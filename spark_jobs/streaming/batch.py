@@ -1,10 +1,17 @@
 """``RecommendationStream``: one micro-batch, from its Kafka records to every write it makes.
 
-Steps (timed in ``BatchMetrics.step_seconds``): decode the records (dead letters for bad
-ones), store the events once, rank every listener of the batch from their recent history
-and rewrite their ``realtime_recommendations``, add the batch's first-stored events to
-the trending windows, write the batch's ``stream_metrics`` document. The package
-docstring says why a replayed batch leaves the same state.
+Where it runs is the setting ``stream_execution``: ``executors`` (the default,
+``spark_jobs.streaming.executors``: listeners partitioned by ``user_id`` over the
+executors, the driver only coordinates) or ``driver`` (this module's ``process``: every
+step in the driver process, on records read by the ``DriverBatchReader``).
+
+The driver path's steps (timed in ``BatchMetrics.step_seconds``): decode the records (dead
+letters for bad ones), store the events once, rank every listener of the batch from their
+recent history and rewrite their ``realtime_recommendations``, add the batch's
+first-stored events to the trending windows, write the batch's ``stream_metrics``
+document. Both paths do the same writes through the same sink (``stream_sink``: MongoDB, or
+a counting sink for benchmarks). The package docstring says why a replayed batch leaves
+the same state.
 """
 
 from __future__ import annotations
@@ -18,26 +25,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
-from pymongo import DESCENDING
 from pymongo.database import Database
 
-from fma_platform.contracts import Collection
 from fma_platform.listening import STREAM_ALS_WEIGHT
 from fma_platform.settings import Settings
 from fma_platform.stream_status import QUERY_NAME, BatchMetrics, batch_metrics_id, latency_summary
 from spark_jobs.streaming import ranking, taste, trending
-from spark_jobs.streaming.models import DEFAULT_REFRESH_S, AlsFactors, ModelCache, StreamCatalogue
+from spark_jobs.streaming.models import DEFAULT_REFRESH_S, AlsFactors, ModelBroadcast, ModelCache, StreamCatalogue
 from spark_jobs.streaming.ranking import RankedItem
 from spark_jobs.streaming.records import KafkaRecord, ValidEvent, classify_records, mentioned_track_ids, next_offsets
-from spark_jobs.streaming.sink import (
-    WindowListeners,
-    ensure_indexes,
-    update_trending,
-    write_batch_metrics,
-    write_dead_letters,
-    write_events,
-    write_recommendations,
-)
+from spark_jobs.streaming.sink import Trigger, ensure_indexes, make_sink, update_trending, write_batch_metrics
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +57,27 @@ class StreamConfig:
 class RecommendationStream:
     """``foreachBatch`` handler: call it with ``(batch_df, batch_id)``, or ``process`` with records.
 
-    ``batch_reader`` (a ``kafka_source.DriverBatchReader``) reads a batch's records from
-    the offsets Spark logged for it; without one, or when it cannot, the batch DataFrame
-    is collected.
+    ``execution`` (default: the setting ``stream_execution``) is where a batch called as
+    a ``foreachBatch`` function runs. On the driver path, ``batch_reader`` (a
+    ``kafka_source.DriverBatchReader``) reads a batch's records from the offsets Spark
+    logged for it; without one, or when it cannot, the batch DataFrame is collected.
     """
 
     def __init__(self, db: Database, settings: Settings, *, config: StreamConfig | None = None,
-                 query_name: str = QUERY_NAME, checkpoint: Path | None = None, batch_reader=None) -> None:
+                 query_name: str = QUERY_NAME, checkpoint: Path | None = None, batch_reader=None,
+                 execution: str | None = None) -> None:
         self.db = db
+        self.settings = settings
         self.batch_reader = batch_reader
         self.config = config or StreamConfig()
         self.query_name = query_name
         self.checkpoint = checkpoint
+        self.execution = execution or settings.stream_execution
+        if self.execution not in ("driver", "executors"):
+            raise ValueError(f"stream execution must be 'driver' or 'executors', got {self.execution!r}")
         self.models = ModelCache(db, settings.models_dir, refresh_s=self.config.catalogue_refresh_s)
-        self.window_listeners = WindowListeners(db, window=self.config.window)
+        self.sink = make_sink(settings.stream_sink, db, window=self.config.window)
+        self._broadcast: ModelBroadcast | None = None
         self._query_id: str | None = None
         self.last_metrics: BatchMetrics | None = None
         ensure_indexes(db, settings)
@@ -86,9 +90,20 @@ class RecommendationStream:
         return self._query_id or self.query_name
 
     def __call__(self, batch_df, batch_id: int) -> None:
+        if self.execution == "executors":
+            from spark_jobs.streaming.executors import run_batch
+
+            self._log(run_batch(self, batch_df, batch_id))
+            return
         started = time.monotonic()
         records = self.read_batch(batch_df, batch_id)
         self.process(records, batch_id, collect_seconds=round(time.monotonic() - started, 4))
+
+    def broadcast(self, spark) -> ModelBroadcast:
+        """The models as a broadcast for the executors (made on first use, refreshed on change)."""
+        if self._broadcast is None:
+            self._broadcast = ModelBroadcast(spark.sparkContext, self.models, label=model_version_label)
+        return self._broadcast
 
     def read_batch(self, batch_df, batch_id: int) -> list[KafkaRecord]:
         """The batch's records: read on the driver from the batch's logged offsets when
@@ -117,10 +132,10 @@ class RecommendationStream:
         catalogue = self.models.reload_if_new_tracks(mentioned_track_ids(records))
         classified = classify_records(records, known_track_ids=catalogue.known_ids, received_at=now)
         step("decode")
-        metrics.dead_letters = write_dead_letters(self.db, classified.dead_letters)
+        metrics.dead_letters = self.sink.dead_letters(classified.dead_letters)
         metrics.valid_events = len(classified.valid)
         batch_key = batch_metrics_id(self.query_id, batch_id)
-        stored = write_events(self.db, classified.valid, batch_key=batch_key, stored_at=now)
+        stored = self.sink.events(classified.valid, batch_key=batch_key, stored_at=now)
         metrics.new_events = len(stored)
         step("store_events")
         als = self.models.als(catalogue)
@@ -128,18 +143,22 @@ class RecommendationStream:
         metrics.model_version = model_version_label(catalogue, als)
         written_at, metrics.users_updated = self.update_recommendations(classified.valid, catalogue, als,
                                                                         metrics.model_version, step=step)
-        metrics.latency_seconds = latency_summary(
-            [written_at - item.record.timestamp.timestamp() for item in classified.valid]
-        )
-        metrics.active_listeners = update_trending(self.db, stored, catalogue.genres, window=self.config.window,
-                                                   batch_key=batch_key, listeners=self.window_listeners)
+        latencies = [written_at - item.record.timestamp.timestamp() for item in classified.valid]
+        metrics.latency_seconds = latency_summary(latencies)
+        metrics.active_listeners = update_trending(self.sink, stored, catalogue.genres, window=self.config.window,
+                                                   batch_key=batch_key)
         step("trending")
         metrics.processing_seconds = round(time.monotonic() - started, 4)
-        write_batch_metrics(self.db, metrics, query_id=self.query_id, query_name=self.query_name, batch_time=now)
-        self.last_metrics = metrics
-        log.info("batch %d: %d rows, %d valid, %d dead letters, %d users in %.3f s", batch_id, metrics.input_rows,
-                 metrics.valid_events, metrics.dead_letters, metrics.users_updated, metrics.processing_seconds)
+        write_batch_metrics(self.db, metrics, query_id=self.query_id, query_name=self.query_name, batch_time=now,
+                            latencies=latencies)
+        self._log(metrics)
         return metrics
+
+    def _log(self, metrics: BatchMetrics) -> None:
+        self.last_metrics = metrics
+        log.info("batch %d (%s): %d rows, %d valid, %d dead letters, %d users in %.3f s", metrics.batch_id,
+                 self.execution, metrics.input_rows, metrics.valid_events, metrics.dead_letters, metrics.users_updated,
+                 metrics.processing_seconds)
 
     def update_recommendations(self, valid: Sequence[ValidEvent], catalogue: StreamCatalogue,
                                als: AlsFactors | None, model_version: str, *,
@@ -152,16 +171,18 @@ class RecommendationStream:
                 latest[item.event.user_id] = item
         if not latest:
             return time.time(), 0
-        newest = max(item.event.client_ts for item in latest.values())
-        since = newest - timedelta(seconds=HISTORY_HALF_LIVES * self.config.half_life_s)
-        histories = load_histories(self.db, list(latest), limit=self.config.recent_events, since=since)
+        reach = timedelta(seconds=HISTORY_HALF_LIVES * self.config.half_life_s)
+        since = {user_id: item.event.client_ts - reach for user_id, item in latest.items()}
+        histories = self.sink.histories(list(latest), limit=self.config.recent_events, since=since,
+                                        batch_history=None if self.sink.reads_histories else batch_histories(valid))
         step("read_histories")
         ranked = {user_id: recommend_for(user_id, histories.get(user_id, taste.empty_history()), catalogue, als,
                                          self.config)
                   for user_id in latest}
         step("rank")
         updated_at = datetime.now(timezone.utc)  # just before the write: latency includes the ranking
-        users = write_recommendations(self.db, ranked, latest, model_version=model_version, updated_at=updated_at)
+        triggers = {user_id: Trigger(item.event.event_id, item.event.client_ts) for user_id, item in latest.items()}
+        users = self.sink.recommendations(ranked, triggers, model_version=model_version, updated_at=updated_at)
         step("write_recommendations")
         return time.time(), users
 
@@ -186,23 +207,15 @@ def recommend_for(user_id: str, history: pd.DataFrame, catalogue: StreamCatalogu
     )
 
 
-def load_histories(db: Database, user_ids: list[str], *, limit: int, since: datetime) -> dict[str, pd.DataFrame]:
-    """Each listener's last ``limit`` events since ``since`` (newest first); listeners without any
-    are left out.
-
-    One indexed query per listener (``user_id``, ``client_ts``), so a batch reads at most
-    ``limit`` events per listener however many are stored: one ``$in`` query over all of
-    them read every event of the window, and was a collection scan on the embedded server.
-    """
-    projection = {"_id": 0, **{name: 1 for name in taste.HISTORY_FIELDS}}
-    collection = db[Collection.LISTENING_EVENTS]
-    histories = {}
-    for user_id in user_ids:
-        documents = list(collection.find({"user_id": user_id, "client_ts": {"$gte": since}}, projection)
-                         .sort("client_ts", DESCENDING).limit(limit))
-        if documents:
-            histories[user_id] = pd.DataFrame(documents, columns=list(taste.HISTORY_FIELDS))
-    return histories
+def batch_histories(valid: Sequence[ValidEvent]) -> dict[str, pd.DataFrame]:
+    """Each listener's events of the batch as a history, newest first (the counting sink reads
+    no database)."""
+    rows: dict[str, list] = {}
+    for item in reversed(valid):
+        event = item.event
+        rows.setdefault(event.user_id, []).append((event.track_id, event.type.value, event.listened_s,
+                                                   event.track_duration_s, event.client_ts))
+    return {user_id: pd.DataFrame(items, columns=list(taste.HISTORY_FIELDS)) for user_id, items in rows.items()}
 
 
 def model_version_label(catalogue: StreamCatalogue, als: AlsFactors | None) -> str:

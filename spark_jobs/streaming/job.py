@@ -3,7 +3,8 @@
 ``run`` is what the spark-submit entry ``spark_jobs/streaming_recommendations.py`` calls.
 The query reads the events topic (``kafka_source.read_kafka_stream``: the native
 connector or the Python source, same columns) and hands each micro-batch to a
-``batch.RecommendationStream`` (``foreachBatch``). While it runs, ``supervise`` keeps
+``batch.RecommendationStream`` (``foreachBatch``), which runs it on the executors or on
+the driver (``Settings.stream_execution``). While it runs, ``supervise`` keeps
 the heartbeat (``progress.Supervisor``) every ``HEARTBEAT_INTERVAL_S``; SIGTERM/SIGINT
 stop the query between batches.
 
@@ -40,6 +41,9 @@ APP_NAME = "streaming-recommendations"
 # Micro-batch interval. Below the batch's own duration, batches run back to back while
 # events flow (no wait for a trigger); when idle the job looks for new offsets this often.
 DEFAULT_TRIGGER_S = 0.1
+# Records per read task of the Python Kafka source when the executors do the per-record work:
+# a small batch stays one task (latency), a large one spreads over the Kafka partitions.
+EXECUTOR_RECORDS_PER_TASK = 200
 
 
 def start_stream(
@@ -67,13 +71,19 @@ def start_stream(
     if trigger_seconds < 0:
         raise StreamingJobError(f"the trigger interval must be >= 0 s, got {trigger_seconds}")
     topic = topic or settings.kafka_events_topic
+    on_driver = settings.stream_execution == "driver"
+    reader = driver_batch_reader(spark, settings, topic=topic, checkpoint=checkpoint) if on_driver else None
     stream = RecommendationStream(db, settings, config=config, query_name=query_name, checkpoint=checkpoint,
-                                  batch_reader=driver_batch_reader(spark, settings, topic=topic, checkpoint=checkpoint))
-    stream.models.catalogue()  # load once before the first batch
+                                  batch_reader=reader)
+    if on_driver:
+        stream.models.catalogue()  # load once before the first batch
+    else:
+        stream.broadcast(spark).current()  # load and broadcast once before the first batch
     # A stateless query: a trigger without new offsets has nothing to do.
     spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
     events = read_kafka_stream(spark, settings, topic=topic, starting_offsets=starting_offsets,
-                               max_offsets_per_trigger=batch_record_limit(settings, max_offsets_per_trigger))
+                               max_offsets_per_trigger=batch_record_limit(settings, max_offsets_per_trigger),
+                               records_per_task=None if on_driver else EXECUTOR_RECORDS_PER_TASK)
     query = (
         events.writeStream.queryName(query_name)
         .foreachBatch(stream if wrap_handler is None else wrap_handler(stream))

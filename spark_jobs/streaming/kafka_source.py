@@ -10,9 +10,11 @@ Jobs read from it and never need to know which one ran.
 The Python source
 -----------------
 - A batch reads ``[start, end)`` offsets of each Kafka partition. A small batch (at most
-  ``RECORDS_PER_TASK`` records) is one Spark task reading every partition in turn; a
-  larger one is one task per Kafka partition. At a few hundred events per second,
-  scheduling tasks costs more than reading the records.
+  ``RECORDS_PER_TASK`` records, or the option ``recordsPerTask``) is one Spark task
+  reading every partition in turn; a larger one is one task per Kafka partition. At a few
+  hundred events per second, scheduling tasks costs more than reading the records; a job
+  whose tasks do the per-record work (the streaming job on the executors) asks for fewer
+  records per task so large batches spread over the cores.
 - Reads reuse one kafka-python consumer per Kafka partition per Python worker process
   (Spark reuses its workers), so a batch costs a seek and a fetch, not a new connection.
 - The Spark offset is ``{"<partition>": next_offset}`` (partitions in numeric order, so
@@ -116,6 +118,7 @@ class KafkaSourceOptions:
     max_offsets_per_trigger: int | None = None
     poll_timeout_ms: int = 30_000
     request_timeout_ms: int = 10_000
+    records_per_task: int = RECORDS_PER_TASK
     # The kafka.* TLS/SASL options as given (fma_platform.kafka.spark_kafka_options); the JAAS
     # line holds the password, so they stay out of repr (and of every log that shows options).
     security: tuple[tuple[str, str], ...] = field(default=(), repr=False)
@@ -155,6 +158,7 @@ class KafkaSourceOptions:
             max_offsets_per_trigger=check_max_offsets(options.get("maxoffsetspertrigger")),
             poll_timeout_ms=_positive_int(options, "kafkaconsumer.polltimeoutms", 30_000),
             request_timeout_ms=_positive_int(options, "kafka.request.timeout.ms", 10_000),
+            records_per_task=_positive_int(options, "recordspertask", RECORDS_PER_TASK),
         )
 
 
@@ -561,7 +565,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return None if self._last_available is None else to_spark_offset(self._last_available)
 
     def partitions(self, start: dict, end: dict) -> list[KafkaReadTask]:
-        return plan_read_tasks(offset_ranges(self.options.topic, from_spark_offset(start), from_spark_offset(end)))
+        return plan_read_tasks(offset_ranges(self.options.topic, from_spark_offset(start), from_spark_offset(end)),
+                               records_per_task=self.options.records_per_task)
 
     def read(self, partition: KafkaReadTask) -> Iterator[tuple]:
         for offset_range in partition.ranges:
@@ -649,12 +654,14 @@ def read_kafka_stream(
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int | None = None,
     source: str | None = None,
+    records_per_task: int | None = None,
 ) -> DataFrame:
     """A streaming DataFrame of ``topic`` with the native Kafka columns, from either source.
 
     ``source`` is ``auto`` (default: native when the connector is on the classpath),
     ``native`` or ``python``; when None it comes from the setting ``spark_kafka_source``
-    (``FMA_SPARK_KAFKA_SOURCE``, default ``auto``).
+    (``FMA_SPARK_KAFKA_SOURCE``, default ``auto``). ``records_per_task``: the Python
+    source's ``recordsPerTask`` (the native source plans its own tasks).
     """
     starting_offsets = check_starting_offsets(starting_offsets)
     max_offsets_per_trigger = check_max_offsets(max_offsets_per_trigger)
@@ -670,6 +677,8 @@ def read_kafka_stream(
     )
     if max_offsets_per_trigger is not None:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+    if records_per_task is not None and chosen == "python":
+        reader = reader.option("recordsPerTask", str(records_per_task))
     log.info("reading Kafka topic %s with the %s source (startingOffsets=%s)", topic, chosen, starting_offsets)
     return reader.load().select(*KAFKA_COLUMNS)
 

@@ -152,6 +152,10 @@ class ModelCache:
             self._catalogue = load_stream_catalogue(self._db, version=catalogue.version)
         return self._catalogue
 
+    def invalidate_catalogue(self) -> None:
+        """Reload the catalogue at the next ``catalogue()`` (the executors met tracks it misses)."""
+        self._catalogue = None
+
     def als(self, catalogue: StreamCatalogue) -> AlsFactors | None:
         """The champion's factors aligned to ``catalogue``; None without a usable champion."""
         try:
@@ -182,3 +186,48 @@ class ModelCache:
         except ModelStoreError as exc:
             log.error("feature transform pointer unreadable (%s): the catalogue is labelled unversioned", exc)
             return None
+
+
+@dataclass(frozen=True)
+class RankingModels:
+    """What the executors rank with: the catalogue, the ALS factors (or None) and their label."""
+
+    catalogue: StreamCatalogue
+    als: AlsFactors | None
+    version: str
+
+
+class ModelBroadcast:
+    """The ``RankingModels`` of a ``ModelCache`` as one Spark broadcast variable, made again only
+    when the cache hands out another catalogue or other ALS factors (a new transform or
+    champion was published, new tracks appeared, or the periodic refresh): each Python worker
+    then unpickles it once, instead of every batch loading the models.
+
+    ``current()`` is called by the driver before each batch; the previous broadcast is
+    released (``unpersist``) once replaced.
+    """
+
+    def __init__(self, spark_context, cache: ModelCache, *, label) -> None:
+        self._sc = spark_context
+        self._cache = cache
+        self._label = label  # (catalogue, als) -> the model version text
+        self._variable = None
+        self._models: RankingModels | None = None
+        self.broadcasts = 0  # how many times the models were broadcast (tests, logs)
+
+    def current(self):
+        """``(broadcast variable, RankingModels)`` for the next batch."""
+        catalogue = self._cache.catalogue()
+        als = self._cache.als(catalogue)
+        models = self._models
+        if models is None or models.catalogue is not catalogue or models.als is not als:
+            models = RankingModels(catalogue, als, self._label(catalogue, als))
+            _ = catalogue.embeddings.index_of  # built once here and shipped inside the broadcast
+            previous, self._variable = self._variable, self._sc.broadcast(models)
+            self._models = models
+            self.broadcasts += 1
+            if previous is not None:
+                previous.unpersist(blocking=False)
+            log.info("ranking models broadcast to the executors: %s, %d tracks with embeddings",
+                     models.version, catalogue.embeddings.size)
+        return self._variable, models

@@ -19,9 +19,12 @@ writer without ``stored_at`` (the simulator's direct MongoDB sink) are not expir
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.database import Database
@@ -39,6 +42,7 @@ from fma_platform.stream_status import (
     heartbeat_id,
     stopped_heartbeat_fields,
 )
+from spark_jobs.streaming import taste
 from spark_jobs.streaming.ranking import RankedItem
 from spark_jobs.streaming.records import ValidEvent, event_documents
 from spark_jobs.streaming.trending import COUNTED_TYPES, LISTENERS, trending_id, trending_increments, window_start
@@ -96,8 +100,36 @@ def write_events(db: Database, valid: Sequence[ValidEvent], *, batch_key: str,
     return list(first.values())
 
 
-# --- recommendations ----------------------------------------------------------------------------
-def write_recommendations(db: Database, ranked: Mapping[str, list[RankedItem]], triggers: Mapping[str, ValidEvent],
+# --- histories and recommendations ----------------------------------------------------------
+def load_histories(db: Database, user_ids: list[str], *, limit: int,
+                   since: datetime | Mapping[str, datetime]) -> dict[str, pd.DataFrame]:
+    """Each listener's last ``limit`` events since ``since`` (one moment, or one per listener),
+    newest first; listeners without any are left out.
+
+    One indexed query per listener (``user_id``, ``client_ts``), so a batch reads at most
+    ``limit`` events per listener however many are stored: one ``$in`` query over all of
+    them read every event of the window, and was a collection scan on the embedded server.
+    """
+    projection = {"_id": 0, **{name: 1 for name in taste.HISTORY_FIELDS}}
+    collection = db[Collection.LISTENING_EVENTS]
+    histories = {}
+    for user_id in user_ids:
+        start = since[user_id] if isinstance(since, Mapping) else since
+        documents = list(collection.find({"user_id": user_id, "client_ts": {"$gte": start}}, projection)
+                         .sort("client_ts", DESCENDING).limit(limit))
+        if documents:
+            histories[user_id] = pd.DataFrame(documents, columns=list(taste.HISTORY_FIELDS))
+    return histories
+
+
+class Trigger(NamedTuple):
+    """A listener's newest event of the batch: what their new recommendations answer."""
+
+    event_id: str
+    client_ts: datetime
+
+
+def write_recommendations(db: Database, ranked: Mapping[str, list[RankedItem]], triggers: Mapping[str, Trigger],
                           *, model_version: str, updated_at: datetime) -> int:
     """Replace each listener's ``realtime_recommendations`` (one bulk write); how many listeners.
 
@@ -107,8 +139,8 @@ def write_recommendations(db: Database, ranked: Mapping[str, list[RankedItem]], 
         UpdateOne({"user_id": user_id}, {"$set": {
             "user_id": user_id,
             "items": [item.as_document() for item in ranked[user_id]],
-            "triggered_by": trigger.event.event_id,
-            "event_time": trigger.event.client_ts,
+            "triggered_by": trigger.event_id,
+            "event_time": trigger.client_ts,
             "updated_at": updated_at,
             "model_version": model_version,
         }}, upsert=True)
@@ -120,23 +152,48 @@ def write_recommendations(db: Database, ranked: Mapping[str, list[RankedItem]], 
 
 
 # --- trending -------------------------------------------------------------------------------------
-def update_trending(db: Database, stored: Sequence[ValidEvent], genres: Mapping[int, tuple[int, str]], *,
-                    window: timedelta, batch_key: str, listeners: WindowListeners) -> dict | None:
-    """Add the batch's first-stored events to the trending windows, once; the newest window's listeners.
-
-    No reads of ``listening_events``, so the cost does not grow with the window.
-    """
+def update_trending(sink, stored: Sequence[ValidEvent], genres: Mapping[int, tuple[int, str]], *,
+                    window: timedelta, batch_key: str) -> dict | None:
+    """Add the batch's first-stored events to the trending windows of ``sink``, once; the
+    newest window's listeners. No reads of ``listening_events``, so the cost does not grow
+    with the window."""
     if not stored:
         return None
     events = pd.DataFrame(
         [(item.event.track_id, item.event.type.value, item.event.client_ts) for item in stored],
         columns=["track_id", "type", "client_ts"],
     )
-    apply_trending(db, trending_increments(events, genres, window=window), batch_key=batch_key)
     starts = [window_start(item.event.client_ts, window=window) for item in stored]
     newest = max(starts)
     users = {item.event.user_id for item, start in zip(stored, starts) if start == newest}
-    return {"window_start": newest, "window_end": newest + window, "users": listeners.add(newest, users)}
+    return apply_trending_parts(sink, trending_increments(events, genres, window=window), newest, users,
+                                window=window, batch_key=batch_key)
+
+
+def apply_trending_parts(sink, increments: list[dict], newest: datetime | None, users: set[str], *,
+                         window: timedelta, batch_key: str) -> dict | None:
+    """Apply a batch's trending increments (one document per ``_id``) and add ``users`` to the
+    newest window's listeners; that window's ``{window_start, window_end, users}``."""
+    sink.trending(increments, batch_key=batch_key)
+    if newest is None:
+        return None
+    return {"window_start": newest, "window_end": newest + window, "users": sink.window_listeners(newest, users)}
+
+
+def merge_increments(parts: Sequence[list[dict]]) -> list[dict]:
+    """Trending increments computed apart (one list per executor partition) as one document per
+    ``_id`` with the counts summed: ``apply_trending`` takes one increment per document and batch."""
+    counts = set(COUNTED_TYPES.values())
+    merged: dict[str, dict] = {}
+    for part in parts:
+        for document in part:
+            current = merged.get(document["_id"])
+            if current is None:
+                merged[document["_id"]] = dict(document)
+            else:
+                for name in counts:
+                    current[name] += document[name]
+    return [merged[key] for key in sorted(merged)]
 
 
 def apply_trending(db: Database, increments: list[dict], *, batch_key: str) -> int:
@@ -206,11 +263,108 @@ def add_window_listeners(db: Database, start: datetime, user_ids: set[str], *, w
     return int(document["listeners"])
 
 
+# --- where the data writes go ---------------------------------------------------------------------
+class MongoSink:
+    """The platform's sink: every data write of a batch into ``db`` (the functions above)."""
+
+    kind = "mongo"
+    reads_histories = True
+
+    def __init__(self, db: Database, *, window: timedelta | None = None) -> None:
+        self.db = db
+        self._listeners = None if window is None else WindowListeners(db, window=window)
+
+    def dead_letters(self, documents: list[dict]) -> int:
+        return write_dead_letters(self.db, documents)
+
+    def events(self, valid: Sequence[ValidEvent], *, batch_key: str, stored_at: datetime) -> list[ValidEvent]:
+        return write_events(self.db, valid, batch_key=batch_key, stored_at=stored_at)
+
+    def histories(self, user_ids: list[str], *, limit: int, since, batch_history=None) -> dict[str, pd.DataFrame]:
+        return load_histories(self.db, user_ids, limit=limit, since=since)
+
+    def recommendations(self, ranked, triggers, *, model_version: str, updated_at: datetime) -> int:
+        return write_recommendations(self.db, ranked, triggers, model_version=model_version, updated_at=updated_at)
+
+    def trending(self, increments: list[dict], *, batch_key: str) -> None:
+        apply_trending(self.db, increments, batch_key=batch_key)
+
+    def window_listeners(self, start: datetime, user_ids: set[str]) -> int:
+        if self._listeners is None:
+            raise ValueError("this MongoSink was made without a trending window")
+        return self._listeners.add(start, user_ids)
+
+
+class CountingSink:
+    """Benchmarks only (``FMA_STREAM_SINK=count``): counts what ``MongoSink`` would write and
+    writes nothing; a listener's history is the batch's own events (``batch_history``). With
+    it a benchmark measures the job's own ceiling apart from the database."""
+
+    kind = "count"
+    reads_histories = False
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        self._window: tuple[datetime | None, set[str]] = (None, set())
+
+    def dead_letters(self, documents: list[dict]) -> int:
+        self.counts["dead_letters"] += len(documents)
+        return len(documents)
+
+    def events(self, valid: Sequence[ValidEvent], *, batch_key: str, stored_at: datetime) -> list[ValidEvent]:
+        first: dict[str, ValidEvent] = {}
+        for item in valid:
+            first.setdefault(item.event.event_id, item)
+        self.counts["events"] += len(first)
+        return list(first.values())
+
+    def histories(self, user_ids: list[str], *, limit: int, since, batch_history=None) -> dict[str, pd.DataFrame]:
+        batch_history = batch_history or {}
+        return {user_id: batch_history[user_id].head(limit) for user_id in user_ids if user_id in batch_history}
+
+    def recommendations(self, ranked, triggers, *, model_version: str, updated_at: datetime) -> int:
+        self.counts["recommendations"] += len(triggers)
+        return len(triggers)
+
+    def trending(self, increments: list[dict], *, batch_key: str) -> None:
+        self.counts["trending"] += len(increments)
+
+    def window_listeners(self, start: datetime, user_ids: set[str]) -> int:
+        if start != self._window[0]:
+            self._window = (start, set())
+        self._window[1].update(user_ids)
+        return len(self._window[1])
+
+
+def make_sink(kind: str, db: Database, *, window: timedelta | None = None):
+    """The sink the setting ``stream_sink`` names: ``mongo`` (into ``db``) or ``count``."""
+    if kind == MongoSink.kind:
+        return MongoSink(db, window=window)
+    if kind == CountingSink.kind:
+        return CountingSink()
+    raise ValueError(f"unknown stream sink {kind!r}: use 'mongo' or 'count'")
+
+
 # --- stream_metrics -------------------------------------------------------------------------------
+LATENCY_BUCKET_S = 0.05
+LATENCY_BUCKETS = 400  # the last bucket holds every latency from 19.95 s up
+
+
+def latency_histogram(latencies_s: Sequence[float]) -> dict[str, list]:
+    """``{"bucket_s", "buckets", "counts"}``: how many of ``latencies_s`` fell in each non-empty
+    ``LATENCY_BUCKET_S`` bucket (``buckets`` its indexes). Summed over batches they give the
+    stream's latency percentiles, which the per-batch summaries cannot."""
+    values = np.clip(np.asarray(latencies_s, dtype=np.float64) // LATENCY_BUCKET_S, 0, LATENCY_BUCKETS - 1)
+    buckets, counts = np.unique(values.astype(np.int64), return_counts=True)
+    return {"bucket_s": LATENCY_BUCKET_S, "buckets": buckets.tolist(), "counts": counts.tolist()}
+
+
 def write_batch_metrics(db: Database, metrics: BatchMetrics, *, query_id: str, query_name: str,
-                        batch_time: datetime) -> None:
-    """Upsert the batch's ``stream_metrics`` document (its lag comes later: ``write_batch_progress``)."""
+                        batch_time: datetime, latencies: Sequence[float] = ()) -> None:
+    """Upsert the batch's ``stream_metrics`` document (its lag comes later: ``write_batch_progress``),
+    with the ``latency_histogram`` of the batch's ``latencies`` (seconds)."""
     document = metrics.document(query_id=query_id, query_name=query_name, batch_time=batch_time)
+    document["latency_histogram"] = latency_histogram(latencies)
     db[Collection.STREAM_METRICS].update_one({"_id": document.pop("_id")}, {"$set": document}, upsert=True)
 
 

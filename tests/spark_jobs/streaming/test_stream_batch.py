@@ -107,8 +107,7 @@ def test_an_empty_catalogue_loads_before_the_first_etl(mongo_db):
 
 def test_histories_read_at_most_the_recent_events_of_each_listener(mongo_db):
     from fma_platform.events import to_document
-    from spark_jobs.streaming.batch import load_histories
-    from spark_jobs.streaming.sink import ensure_indexes
+    from spark_jobs.streaming.sink import ensure_indexes, load_histories
 
     ensure_indexes(mongo_db)
     stored = [event("busy", 100 + n % 12, "complete", T0 + timedelta(seconds=n)) for n in range(300)]
