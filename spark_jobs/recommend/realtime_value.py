@@ -28,6 +28,8 @@ Replay (per holdout listener, events in time order):
    (``spark_jobs.metrics.accuracy_by_user``), averaged per listener; live, batch and the
    paired live - batch uplift get percentile-bootstrap intervals over listeners
    (``spark_jobs.metrics.listener_intervals``: each listener one unit, however many points).
+   A diagnostic beside them: the share of each top-k the listener had already heard (the
+   stream excludes only its last ``exclude_recent`` events; the batch list every training track).
 
 The result is one ``realtime_value`` document per training run (by the ALS final run's
 ``run_id``, ``fma_platform.contracts``), read by the models page.
@@ -73,7 +75,8 @@ METRICS = (HIT_RATE, NDCG)
 LIVE, BATCH, UPLIFT = "live", "batch", "uplift"
 MODEL = "als"  # the model run the measurement belongs to (the job's final ALS run)
 DEFAULT_MAX_LISTENERS = 500  # a training run replays at most this many holdout listeners
-STEP_CAP = 30  # the per-step chart pools every point after this many held-out events
+STEP_CAP = 10  # the per-step chart pools every point after this many held-out events
+HEARD_SHARE = "heard_share_at_k"  # diagnostic: share of a top-k the listener had already touched
 PLAY_RULE = ("a held-out play completed or liked before the next play starts, not skipped early, of a track "
              "the listener never touched before")
 # Order of events at one instant (a like follows its play's end, which follows its start).
@@ -104,6 +107,11 @@ class ListenerReplay:
     points: tuple[int, ...]
     targets: tuple[int, ...]
     target_positions: tuple[int, ...]
+    trained_tracks: frozenset[int] = frozenset()  # every track of the listener's training events
+
+    def heard_by(self, point: int) -> set[int]:
+        """Tracks the listener had touched by ``point``: in training or up to that event."""
+        return set(self.trained_tracks) | set(self.events["track_id"].iloc[: point + 1].tolist())
 
 
 @dataclass(frozen=True)
@@ -175,10 +183,11 @@ def build_replays(inputs: ReplayInputs) -> list[ListenerReplay]:
             raise RealtimeValueError(f"listener {user_id!r}: a training event at {history[EVENT_TIME].iloc[-1]} "
                                      f"is not before the holdout ({future[EVENT_TIME].iloc[0]})")
         events = pd.concat([history, future], ignore_index=True)[list(HISTORY_FIELDS)]
-        plays = counted_plays(events, first_holdout=len(history), trained_tracks=inputs.trained_tracks.get(user_id, ()))
+        trained = frozenset(int(t) for t in inputs.trained_tracks.get(user_id, ()))
+        plays = counted_plays(events, first_holdout=len(history), trained_tracks=trained)
         points, targets, positions = replay_points(plays, first_holdout=len(history), n_events=len(events))
         if points:
-            replays.append(ListenerReplay(str(user_id), events, len(history), points, targets, positions))
+            replays.append(ListenerReplay(str(user_id), events, len(history), points, targets, positions, trained))
     return replays
 
 
@@ -230,6 +239,7 @@ class RealtimeValue:
     live: dict[str, Interval]
     batch: dict[str, Interval]
     uplift: dict[str, Interval]  # paired live - batch per listener
+    heard_share: dict[str, float] = field(default_factory=dict)  # live/batch: mean share of top-k already heard
     by_step: list[dict] = field(default_factory=list)  # hit rate per number of held-out events seen
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP
     config: StreamConfig = StreamConfig()
@@ -252,13 +262,16 @@ def measure_realtime_value(replays: Sequence[ListenerReplay], *, batch_lists: Ma
         raise RealtimeValueError("no listener has a counted held-out play to predict")
     config = config or StreamConfig()
     started = time.perf_counter()
-    live, batch, targets, steps = {}, {}, {}, []
+    live, batch, targets, steps, heard = {}, {}, {}, [], {LIVE: [], BATCH: []}
     for replay in replays:
         lists = live_lists(replay, catalogue=catalogue, als=als, config=config)
         for point, target in zip(replay.points, replay.targets):
             key = (replay.user_id, point)
             live[key], batch[key], targets[key] = lists[point], list(batch_lists.get(replay.user_id, [])), target
             steps.append(min(point - replay.first_holdout + 1, STEP_CAP))
+            touched = replay.heard_by(point)
+            for part, top in ((LIVE, live[key][:k]), (BATCH, batch[key][:k])):
+                heard[part].append(sum(track in touched for track in top) / k)
     live_scores, batch_scores = point_scores(live, targets, k=k), point_scores(batch, targets, k=k)
     users = [user for user, _ in targets]
     table = {}
@@ -272,7 +285,9 @@ def measure_realtime_value(replays: Sequence[ListenerReplay], *, batch_lists: Ma
         k=k, listeners=len(listeners), points=len(targets),
         plays=sum(len(set(replay.target_positions)) for replay in replays),
         live={m: intervals[f"{LIVE}:{m}"] for m in METRICS}, batch={m: intervals[f"{BATCH}:{m}"] for m in METRICS},
-        uplift={m: intervals[f"{UPLIFT}:{m}"] for m in METRICS}, by_step=by_step, bootstrap=bootstrap,
+        uplift={m: intervals[f"{UPLIFT}:{m}"] for m in METRICS},
+        heard_share={part: float(np.mean(shares)) for part, shares in heard.items()}, by_step=by_step,
+        bootstrap=bootstrap,
         config=config, seconds=round(time.perf_counter() - started, 2),
     )
 
@@ -362,6 +377,7 @@ def realtime_value_document(result: RealtimeValue, *, job_run_id: str, model_ver
         "model_version": model_version, "k": result.k, "listeners": result.listeners, "points": result.points,
         "plays": result.plays, LIVE: intervals_document(result.live), BATCH: intervals_document(result.batch),
         UPLIFT: intervals_document(result.uplift), "live_vs_batch_hit_rate": result.ratio(HIT_RATE),
+        HEARD_SHARE: result.heard_share,
         CI_CONFIDENCE: result.bootstrap.confidence, CI_RESAMPLES: result.bootstrap.resamples,
         "by_step": result.by_step,
         "replay": {"play_rule": PLAY_RULE, "history_window_s": HISTORY_HALF_LIVES * config.half_life_s,

@@ -179,6 +179,8 @@ def test_a_listener_whose_taste_shifts_is_served_better_live(catalogue):
     assert result.uplift[rv.NDCG].low > 0
     assert result.by_step[0] == {"step": 0, "points": 20, "live_hit_rate_at_k": 0.0, "batch_hit_rate_at_k": 0.0}
     assert result.by_step[1]["live_hit_rate_at_k"] == 1.0
+    # the previous day's A tracks left the stream's window: the live list offers some again
+    assert result.heard_share["live"] > 0 and result.heard_share["batch"] == 0.0
 
 
 def test_a_listener_whose_taste_stays_gains_nothing_in_hits(catalogue):
@@ -191,6 +193,8 @@ def test_a_listener_whose_taste_stays_gains_nothing_in_hits(catalogue):
     uplift = result.uplift[rv.HIT_RATE]
     assert (uplift.estimate, uplift.low, uplift.high) == (0.0, 0.0, 0.0)
     assert result.ratio() == 1.0
+    # one session: the stream never offers a heard track again; the fixed batch list keeps the ones just played
+    assert result.heard_share["live"] == 0.0 and result.heard_share["batch"] > 0
 
 
 def test_no_listener_to_replay_is_an_error(catalogue):
