@@ -53,7 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"larger files fail as 'file_too_large' unread (default {MAX_FILE_BYTES / 2**20:g})")
     extract.add_argument("--max-seconds", type=_positive_float, default=MAX_DECODED_SECONDS, metavar="SECONDS",
                          help=f"clips decoding to more fail as 'too_long' (default {MAX_DECODED_SECONDS:g})")
+    extract.add_argument("--server", action=argparse.BooleanOptionalAction, default=None,
+                         help="run in the warm extraction server, starting it if needed (default: the "
+                              "extractor_server setting, FMA_EXTRACTOR_SERVER)")
     extract.set_defaults(run=run_extract)
+
+    serve = commands.add_parser("serve", help="the warm extraction server (extract --server starts it)")
+    serve.add_argument("--socket", type=Path, help="Unix socket to listen on (default: this checkout's, "
+                                                   "under the per-user cache folder)")
+    serve.add_argument("--idle-timeout", type=_positive_float, metavar="SECONDS",
+                       help="stop after this long without a run (default: the extractor_server_idle_s setting)")
+    serve.set_defaults(run=run_serve)
     return parser
 
 
@@ -117,14 +127,61 @@ def read_track_durations(tracks_csv: Path) -> dict[int, float]:
     return dict(zip(ids.astype("int64").tolist(), map(float, durations)))
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    from audio_features.server import serve
+
+    settings = _settings()
+    sock = args.socket or _server_socket(settings)
+    serve(sock, idle_s=args.idle_timeout or settings.extractor_server_idle_s)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         use_platform_numba_cache()
+        if args.command == "extract" and _wants_server(args):
+            from audio_features.extract import WARM_UP_TIMEOUT_SECONDS
+            from audio_features.server import run_through_server, socket_path
+
+            settings = _settings()
+            sock = socket_path(settings.cache_dir)
+            if sock is None:
+                print(f"warning: the extraction server's socket path under {settings.cache_dir} is too long "
+                      f"for a Unix socket; extracting without it", file=sys.stderr)
+            else:
+                code = run_through_server(argv, sock=sock, idle_s=settings.extractor_server_idle_s,
+                                          start_timeout_s=WARM_UP_TIMEOUT_SECONDS)
+                if code is not None:
+                    return code
         return args.run(args)
     except AudioFeaturesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
+
+
+def _wants_server(args: argparse.Namespace) -> bool:
+    return args.server if args.server is not None else _settings().extractor_server
+
+
+def _server_socket(settings) -> Path:
+    from audio_features.server import socket_path
+
+    sock = socket_path(settings.cache_dir)
+    if sock is None:
+        raise CannotRun(f"the extraction server's socket path under {settings.cache_dir} is too long for a "
+                        f"Unix socket; set FMA_CACHE_DIR to a shorter folder or pass --socket")
+    return sock
+
+
+def _settings():
+    from fma_platform.settings import Settings, SettingsError
+
+    try:
+        return Settings()
+    except SettingsError as exc:
+        raise CannotRun(str(exc).splitlines()[0]) from exc
 
 
 def use_platform_numba_cache() -> Path:

@@ -331,7 +331,19 @@ def warm_worker() -> tuple[float, float]:
 
         noise = np.random.default_rng(0).standard_normal(44100 * 2).astype(np.float32) * 0.1
         compute_features(noise, sr=44100)
+        global _warm_here
+        _warm_here = True
         return unlocked, time.perf_counter() - started
+
+
+# Whether this process has run ``warm_worker``: librosa and its JIT code are loaded, so a
+# pool started here forks its workers (they inherit both) instead of spawning cold ones.
+_warm_here = False
+
+
+def process_is_warm() -> bool:
+    """True once ``warm_worker`` has run in this process (the extraction server does)."""
+    return _warm_here
 
 
 # What librosa imports that compiles nothing into numba's cache (numba's own modules
@@ -364,12 +376,18 @@ def extract_one(job: TrackJob, limits: ExtractionLimits | None = None) -> TrackO
     return TrackOutcome(job.track_id, record=record)
 
 
-def _serve(conn, limits: ExtractionLimits) -> None:
+def _serve(conn, limits: ExtractionLimits, inherited: Sequence = ()) -> None:
     """A worker's life: warm up, say so, then extract one job per message until told to stop.
 
-    The parent's end closing (it exited or was killed) ends the worker too.
+    The parent's end closing (it exited or was killed) ends the worker too. A worker forked
+    from a warm process is warm already; it first closes the pipe ends it inherited
+    (``inherited``: the pool's ends, its own included), so that a dead parent still means EOF.
     """
-    warm_worker()
+    if inherited:
+        for parent_end in inherited:
+            parent_end.close()
+    else:
+        warm_worker()
     conn.send(_READY)
     while True:
         try:
@@ -413,10 +431,15 @@ class ExtractorPool:
         self.workers = workers
         self.limits = limits or ExtractionLimits()
         default_numba_cache_dir()  # inherited by the workers
-        # spawn: no fork of a parent that may hold threads (BLAS, tqdm) or big arrays.
-        self._context = multiprocessing.get_context("spawn")
+        # spawn: a fresh interpreter that warms up (imports librosa, loads the JIT cache) on
+        # its own. fork only from a process that is warm already (the extraction server's
+        # session, ``audio_features.server``): its workers start warm at no cost.
+        self.start_method = "fork" if process_is_warm() else "spawn"
+        self._context = multiprocessing.get_context(self.start_method)
         self._warm_up_failures = 0
-        self._pool = [self._start_worker() for _ in range(workers)]
+        self._pool: list[_Worker] = []
+        for _ in range(workers):
+            self._pool.append(self._start_worker())
 
     def __enter__(self) -> ExtractorPool:
         return self
@@ -473,7 +496,8 @@ class ExtractorPool:
 
     def _start_worker(self) -> _Worker:
         parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(child_end, self.limits), daemon=True,
+        inherited = [parent_end, *(w.conn for w in self._pool)] if self.start_method == "fork" else []
+        process = self._context.Process(target=_serve, args=(child_end, self.limits, inherited), daemon=True,
                                         name="audio_features-worker")
         process.start()
         child_end.close()

@@ -210,6 +210,12 @@ class Settings(BaseSettings):
     # Extraction.
     extract_workers: int = 2
     extract_chunk_size: int = 50
+    # The warm extraction server (audio_features/server.py): when on, `python -m
+    # audio_features extract` runs in one long-lived process per checkout that has paid the
+    # imports and JIT load once (started on first use, under cache_dir), which stops after
+    # this many seconds without a run.
+    extractor_server: bool = False
+    extractor_server_idle_s: float = Field(default=600.0, gt=0)
 
     def __init__(self, **values: Any) -> None:
         env_file = values.get("_env_file", self.model_config.get("env_file"))
