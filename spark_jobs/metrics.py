@@ -39,6 +39,23 @@ not a mean over listeners (a resample holds ~63 % distinct listeners, whose unio
 lists is smaller): it gets no interval. :func:`gain_interval` compares two models on the
 same listeners (paired bootstrap of the per-listener difference): the promotion rule's
 evidence.
+
+Segments
+--------
+:func:`segment_report` scores the same lists per segment with :func:`ranking_report` (every
+metric, with its interval), keys ``segment:<segment>:<name>`` (:func:`segment_key`):
+
+- listener segments by their events in the training window (:class:`SegmentRule`):
+  ``cold`` at most 5 events; ``heavy`` more events than the 90th percentile of all
+  training-window listeners' counts (the top decile; its threshold is stored as
+  ``segment:heavy:min_events``, the smallest count that is heavy); ``regular`` the rest.
+  Coverage is the share of the catalogue in the union of the segment's lists, so it grows
+  with the segment's size: compare it across models, not across segments.
+- ``new_tracks``: tracks with no play in the training window (``item_popularity`` 0 or
+  absent). Accuracy is scored against each listener's held-out new tracks only, over the
+  listeners that have some; coverage there is the share of the new tracks that appear in
+  anybody's list; ``segment:new_tracks:n_tracks`` counts them. Novelty skips new tracks
+  (no count), as everywhere.
 """
 
 from __future__ import annotations
@@ -458,3 +475,112 @@ def ranking_report(
         report[CI_CONFIDENCE] = bootstrap.confidence
         report[CI_RESAMPLES] = bootstrap.resamples
     return report
+
+
+# --- segments: cold / regular / heavy listeners, new tracks ------------------------------
+
+COLD, REGULAR, HEAVY, NEW_TRACKS = "cold", "regular", "heavy", "new_tracks"
+LISTENER_SEGMENTS = (COLD, REGULAR, HEAVY)
+SEGMENTS = (*LISTENER_SEGMENTS, NEW_TRACKS)
+SEGMENT_PREFIX = "segment"
+HEAVY_MIN_EVENTS = "min_events"  # segment:heavy:min_events, the smallest heavy count
+NEW_TRACK_COUNT = "n_tracks"  # segment:new_tracks:n_tracks
+
+
+def segment_key(segment: str, name: str) -> str:
+    """``("cold", "ndcg_at_k")`` -> ``"segment:cold:ndcg_at_k"``: where a segment's figure is stored.
+
+    A metric's interval bound is ``segment_key(s, interval_key(m, bound))``, which equals
+    ``interval_key(segment_key(s, m), bound)``: one naming rule for both.
+    """
+    if segment not in SEGMENTS:
+        raise MetricInputError(f"segment must be one of {SEGMENTS}, got {segment!r}")
+    return f"{SEGMENT_PREFIX}:{segment}:{name}"
+
+
+@dataclass(frozen=True)
+class SegmentRule:
+    """Listener segments by training-window events: cold ``<= cold_max_events``; heavy above
+    the ``heavy_quantile`` of every listener's count (and above cold); regular the rest."""
+
+    cold_max_events: int = 5
+    heavy_quantile: float = 0.9
+
+    def __post_init__(self):
+        if isinstance(self.cold_max_events, bool) or not isinstance(self.cold_max_events, numbers.Integral) \
+                or self.cold_max_events < 0:
+            raise MetricInputError(f"cold_max_events must be an integer >= 0, got {self.cold_max_events!r}")
+        if not 0.0 < float(self.heavy_quantile) < 1.0:
+            raise MetricInputError(f"heavy_quantile must be in (0, 1), got {self.heavy_quantile!r}")
+
+
+DEFAULT_SEGMENT_RULE = SegmentRule()
+
+
+def listener_segments(training_events: Mapping[Hashable, int], *,
+                      rule: SegmentRule = DEFAULT_SEGMENT_RULE) -> tuple[dict[Hashable, str], int | None]:
+    """``({listener: segment}, heavy_min_events)`` of every listener in ``training_events``
+    (events per listener in the training window); ``heavy_min_events`` is the smallest count
+    that is heavy (None when nobody is). A listener absent from the map has 0 events: cold."""
+    negative = [user for user, count in training_events.items() if count < 0]
+    if negative:
+        raise MetricInputError(f"listener {negative[0]!r} has a negative event count", user=negative[0])
+    counts = np.array(list(training_events.values()), dtype=float)
+    above = float(np.quantile(counts, rule.heavy_quantile)) if counts.size else math.inf
+    above = max(above, float(rule.cold_max_events))
+    segments = {user: COLD if count <= rule.cold_max_events else HEAVY if count > above else REGULAR
+                for user, count in training_events.items()}
+    heavy = [count for user, count in training_events.items() if segments[user] == HEAVY]
+    return segments, (int(min(heavy)) if heavy else None)
+
+
+def new_tracks(catalogue: Collection, item_popularity: Mapping[Hashable, int]) -> set:
+    """The catalogue's tracks without a play in the training window (count 0 or absent)."""
+    return {item for item in catalogue if item_popularity.get(item, 0) <= 0}
+
+
+def _prefixed(segment: str, report: dict) -> dict:
+    return {segment_key(segment, name): value for name, value in report.items()
+            if name not in (CI_CONFIDENCE, CI_RESAMPLES)}
+
+
+def segment_report(
+    recommendations: Recommendations,
+    relevant: Relevant,
+    *,
+    training_events: Mapping[Hashable, int],
+    catalogue: Collection,
+    item_popularity: Mapping[Hashable, int],
+    k: int = DEFAULT_K,
+    embeddings: Mapping[Hashable, np.ndarray] | None = None,
+    bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP,
+    rule: SegmentRule = DEFAULT_SEGMENT_RULE,
+) -> dict:
+    """:func:`ranking_report` of each segment (module doc), flat under :func:`segment_key` names.
+
+    Listeners with held-out items or lists are segmented by ``training_events``; the
+    new-track figures score every list against its listener's held-out new tracks.
+    """
+    catalogue = list(catalogue)
+    by_listener, heavy_min_events = listener_segments(training_events, rule=rule)
+    report = {segment_key(HEAVY, HEAVY_MIN_EVENTS): heavy_min_events}
+    held_out = _held_out(relevant)
+    users = list(held_out) + [user for user in recommendations if user not in held_out]
+    common = dict(catalogue=catalogue, item_popularity=item_popularity, k=k, embeddings=embeddings,
+                  bootstrap=bootstrap)
+    for segment in LISTENER_SEGMENTS:
+        members = [user for user in users if by_listener.get(user, COLD) == segment]
+        report.update(_prefixed(segment, ranking_report(
+            {user: recommendations[user] for user in members if user in recommendations},
+            {user: held_out[user] for user in members if user in held_out}, **common)))
+    fresh = new_tracks(catalogue, item_popularity)
+    fresh_relevant = {user: items & fresh for user, items in held_out.items() if items & fresh}
+    fresh_report = ranking_report({user: recommendations[user] for user in fresh_relevant if user in recommendations},
+                                  fresh_relevant, **common)
+    shown_fresh = {user: [item for item in top if item in fresh]
+                   for user, top in _top_k_lists(recommendations, k).items()}
+    fresh_report[Metric.CATALOGUE_COVERAGE_AT_K.value] = catalogue_coverage_at_k(shown_fresh, catalogue=fresh, k=k)
+    fresh_report[NEW_TRACK_COUNT] = len(fresh)
+    report.update(_prefixed(NEW_TRACKS, fresh_report))
+    return report
+

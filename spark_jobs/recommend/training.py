@@ -9,7 +9,9 @@
    (NDCG@k) on its validation part -> one ``model_runs`` document (kind "trial") each.
 4. The best parameters are refitted on all training events and evaluated on the holdout
    next to the baselines (random, most-popular, content, hybrid) -> kind "final" and
-   "baseline" documents with every metric of ``spark_jobs.metrics.ranking_report``.
+   "baseline" documents with every metric of ``spark_jobs.metrics.ranking_report``, and the
+   same metrics per segment (cold / regular / heavy listeners by training-window events, new
+   tracks: ``spark_jobs.metrics.segment_report``) as ``segment:<segment>:<metric>``.
 5. Registry: factors saved as a version of the ALS model store; promoted to CHAMPION only
    when the lower bound of its NDCG@k gain over the champion, on the same holdout
    listeners (paired bootstrap), is above zero (``registry``). The final run says why,
@@ -41,7 +43,7 @@ from fma_platform.model_runs import Metric, RunFamily, RunKind, model_run_docume
 from fma_platform.model_store import ModelStore
 from fma_platform.mongo import platform_db
 from fma_platform.settings import Settings
-from spark_jobs.metrics import DEFAULT_BOOTSTRAP, Bootstrap, gain_interval, ndcg_at_k, ranking_report
+from spark_jobs.metrics import DEFAULT_BOOTSTRAP, Bootstrap, gain_interval, ndcg_at_k, ranking_report, segment_report
 from spark_jobs.recommend import registry
 from spark_jobs.recommend.errors import TrainingError
 from spark_jobs.recommend.events import TRACK_ID, USER_ID, data_snapshot, events_from_mongo, read_events_file
@@ -49,6 +51,7 @@ from spark_jobs.recommend.interactions import (
     implicit_interactions, index_users, relevant_by_user, relevant_interactions, split_by_time, with_user_index,
 )
 from spark_jobs.recommend.publish import publish_recommendations
+from spark_jobs.recommend.realtime_value import evaluate_and_record as measure_realtime_value
 from spark_jobs.recommend.recommenders import (
     ALS_PARAMS, FEATURES, als_recommendations, check_als_params, content_based, fit_als, hybrid_recommendations,
     item_factors, most_popular, popularity_vector, positive_tracks, random_tracks, recommendation_lists,
@@ -94,6 +97,7 @@ class Split:
     train: DataFrame  # interactions before each user's cut-off
     relevant: dict[str, set[int]]
     popularity: np.ndarray  # training plays aligned to the recommendable tracks
+    training_events: dict[str, int]  # events per listener in the training window (the segments)
 
 
 @dataclass(frozen=True)
@@ -149,22 +153,31 @@ def make_split(events: DataFrame, *, tracks: RecommendableTracks, options: Train
             f"no user has held-out tracks with holdout={options.holdout} and min_train_tracks="
             f"{options.min_train_tracks}: not enough history to evaluate"
         )
-    return Split(train=train, relevant=relevant, popularity=popularity_vector(track_popularity(train), tracks))
+    training_events = {row[USER_ID]: int(row["count"]) for row in train_events.groupBy(USER_ID).count().collect()}
+    return Split(train=train, relevant=relevant, popularity=popularity_vector(track_popularity(train), tracks),
+                 training_events=training_events)
 
 
 def evaluate(recommendations: DataFrame, split: Split, *, tracks: RecommendableTracks, k: int,
-             embeddings: dict | None, bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP) -> dict:
-    """``ranking_report`` of ``recommendations`` against the split's holdout."""
+             embeddings: dict | None, bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP,
+             by_segment: bool = False) -> dict:
+    """``ranking_report`` of ``recommendations`` against the split's holdout (see ``evaluate_lists``)."""
     return evaluate_lists(recommendation_lists(recommendations), split, tracks=tracks, k=k, embeddings=embeddings,
-                          bootstrap=bootstrap)
+                          bootstrap=bootstrap, by_segment=by_segment)
 
 
 def evaluate_lists(lists: dict[str, list[int]], split: Split, *, tracks: RecommendableTracks, k: int,
-                   embeddings: dict | None, bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP) -> dict:
-    """``ranking_report`` of ``{user_id: [track_id, ...]}`` lists (any recommender's) against the split's holdout."""
+                   embeddings: dict | None, bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP,
+                   by_segment: bool = False) -> dict:
+    """``ranking_report`` of ``{user_id: [track_id, ...]}`` lists (any recommender's) against the split's holdout;
+    with ``by_segment``, also ``segment_report``'s per-segment figures (``segment:<segment>:<name>``)."""
     popularity = {int(t): int(p) for t, p in zip(tracks.track_ids, split.popularity) if p > 0}
-    return ranking_report(lists, split.relevant, catalogue=tracks.track_ids.tolist(), item_popularity=popularity, k=k,
-                          embeddings=embeddings or None, bootstrap=bootstrap)
+    common = dict(catalogue=tracks.track_ids.tolist(), item_popularity=popularity, k=k, embeddings=embeddings or None,
+                  bootstrap=bootstrap)
+    report = ranking_report(lists, split.relevant, **common)
+    if by_segment:
+        report.update(segment_report(lists, split.relevant, training_events=split.training_events, **common))
+    return report
 
 
 def evaluation_users(split: Split) -> DataFrame:
@@ -284,11 +297,11 @@ def train_and_publish(db: Database, events: DataFrame, *, tracks: RecommendableT
     als_lists = recommendation_lists(als_recommendations_frame)
     embeddings = tracks.embedding_map()
     metrics = {registry.ALS: evaluate_lists(als_lists, split, tracks=tracks, k=options.k, embeddings=embeddings,
-                                            bootstrap=options.bootstrap)}
+                                            bootstrap=options.bootstrap, by_segment=True)}
     for name, recommendations in baseline_recommendations(split, tracks=tracks, items=items, factors=factors,
                                                           options=options).items():
         metrics[name] = evaluate(recommendations, split, tracks=tracks, k=options.k, embeddings=embeddings,
-                                 bootstrap=options.bootstrap)
+                                 bootstrap=options.bootstrap, by_segment=True)
         record_run(db, run_document(
             options, snapshot, model=name, kind=RunKind.BASELINE, metrics=metrics[name],
             params={"hybrid_shrink": options.hybrid_shrink} if name == BASELINE_HYBRID else {},
@@ -311,6 +324,10 @@ def train_and_publish(db: Database, events: DataFrame, *, tracks: RecommendableT
     record_run(db, run_document(options, snapshot, model=registry.ALS, kind=RunKind.FINAL,
                                 params={**best.params, "trials": len(trials)}, metrics=metrics[registry.ALS],
                                 model_version=version, split="holdout", promotion=promotion))
+    realtime = measure_realtime_value(  # live (the stream's ranking) vs these lists on the replayed holdout
+        db, events, tracks=tracks, batch_lists=als_lists, als_dir=store.version_dir(version), version=version,
+        job_run_id=options.job_run_id, holdout=options.holdout, min_train_tracks=options.min_train_tracks,
+        k=options.k, data_snapshot=snapshot, bootstrap=options.bootstrap)
     if promotion.promoted:
         registry.crown(store, version)
     champion = registry.read_champion(store)
@@ -330,6 +347,7 @@ def train_and_publish(db: Database, events: DataFrame, *, tracks: RecommendableT
         "ndcg_at_k": {name: round(m[NDCG], 4) for name, m in metrics.items()}, "k": options.k,
         "als_vs_most_popular": round(metrics[registry.ALS][NDCG] / popular_ndcg, 3) if popular_ndcg else None,
         "promoted": promotion.promoted, "promotion_reason": promotion.reason, "published": published,
+        "realtime_hit_rate_uplift": (realtime.get("uplift") or {}).get("hit_rate_at_k"),
         "events": snapshot["events"], "holdout_users": len(split.relevant), "trials": len(trials),
         "tuning_seconds": round(tuning_seconds, 1), "seconds": round(time.perf_counter() - started, 1),
     }
