@@ -416,14 +416,23 @@ def evaluate_and_record(db: Database, events: DataFrame, *, tracks: Recommendabl
                         bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
                         max_listeners: int = DEFAULT_MAX_LISTENERS) -> dict:
     """Replay the holdout of the trained model's listeners (at most ``max_listeners``), store and
-    return the ``realtime_value`` document. ``als_dir`` is the saved version's folder."""
+    return the ``realtime_value`` document (with a ``reason`` and no figures when no listener has
+    a counted play to predict). ``als_dir`` is the saved version's folder."""
     config = StreamConfig()
     users = sample_listeners(batch_lists, limit=max_listeners)
     inputs = replay_inputs(events, users=users, holdout=holdout, min_train_tracks=min_train_tracks,
                            recent_events=config.recent_events)
+    replays = build_replays(inputs)
+    if not replays:  # recorded with its reason: the page says why there is no figure
+        document = {"run_id": run_id_of(job_run_id, model=MODEL, kind=RunKind.FINAL), "job_run_id": job_run_id,
+                    "model_version": version, "k": k, "listeners": 0, "data_snapshot": data_snapshot,
+                    "reason": f"none of {len(users)} holdout listeners has a counted play to predict ({PLAY_RULE})"}
+        record_realtime_value(db, document)
+        log.warning("real-time value not measured: %s", document["reason"])
+        return document
     catalogue = stream_catalogue(tracks)
     als = load_als_factors(Path(als_dir), version, catalogue)
-    result = measure_realtime_value(build_replays(inputs), batch_lists=batch_lists, catalogue=catalogue, als=als,
+    result = measure_realtime_value(replays, batch_lists=batch_lists, catalogue=catalogue, als=als,
                                     k=k, config=config, bootstrap=bootstrap)
     document = realtime_value_document(result, job_run_id=job_run_id, model_version=version,
                                        data_snapshot=data_snapshot, data_source=event_sources(db, users))
