@@ -1,6 +1,9 @@
 """Models page (analysts): each family's champion, metrics over time, tuning grid, champion
-against baselines with each metric's confidence interval, read from ``model_runs`` by field
-(``fma_platform.model_runs``)."""
+against baselines with each metric's confidence interval, the same per segment (cold, regular,
+heavy listeners; new tracks), read from ``model_runs`` by field (``fma_platform.model_runs``).
+
+The page is a sequence of sections, each a function of the runs frame called from
+``models_page``: a new panel is one more function and one more call there."""
 
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ from dashboards.views.common import database_section, empty_state, service_banne
 from dashboards.services import database, database_key
 from dashboards.session import require_role
 from fma_platform.model_runs import (
-    CHAMPION_METRIC, CI_BOUNDS, CI_CONFIDENCE, CI_HIGH, CI_LOW, RECOMMENDATION_METRICS, RunFamily, interval_key,
-    metric_label,
+    CHAMPION_METRIC, CI_BOUNDS, CI_CONFIDENCE, CI_HIGH, CI_LOW, RECOMMENDATION_METRICS, Metric, RunFamily,
+    interval_key, metric_label,
 )
 
 RECOMMENDATIONS = RunFamily.RECOMMENDATIONS
@@ -35,6 +38,21 @@ NO_CHAMPION = {
     RunFamily.RECOMMENDATIONS: "the first training run that beats the baselines becomes one",
     RunFamily.SIMILAR_TRACKS: "the similar-tracks job publishes one on its first run",
 }
+# Per-segment figures as the training job stores them (``spark_jobs.metrics.segment_key``):
+# ``segment:<segment>:<name>``, a bound ``segment:<segment>:<metric>_ci_low``.
+SEGMENT_PREFIX = "segment:"
+SEGMENT_TITLES = {  # in table order; the definitions are spark_jobs.metrics' SegmentRule
+    "cold": "cold listeners (<= 5 training events)",
+    "regular": "regular listeners",
+    "heavy": "heavy listeners (top decile by training events)",
+    "new_tracks": "new tracks (no training play)",
+}
+SEGMENT_METRICS: tuple[Metric, ...] = (
+    Metric.NDCG_AT_K, Metric.HIT_RATE_AT_K, Metric.RECALL_AT_K, Metric.CATALOGUE_COVERAGE_AT_K,
+    Metric.INTRA_LIST_DIVERSITY_AT_K, Metric.NOVELTY_AT_K,
+)
+SEGMENT_COUNT = "n_users"  # listeners scored in a segment
+HEAVY_MIN_EVENTS = f"{SEGMENT_PREFIX}heavy:min_events"
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -56,6 +74,7 @@ def models_page() -> None:
         _history(runs)
         _tuning(runs)
         _comparison(runs)
+        _segments(runs)
 
 
 def _champion(runs: pd.DataFrame, family: RunFamily) -> None:
@@ -88,12 +107,12 @@ def _interval_text(runs: pd.DataFrame, run_id: str, metric: str) -> str:
     return f", {level}CI [{low:.4f}, {high:.4f}]"
 
 
-def interval_table(compared: pd.DataFrame) -> pd.DataFrame:
-    """Metric x model cells ``"0.1234 [0.1100, 0.1300]"`` from ``champion_vs_baselines`` rows that
-    hold the metrics and their interval bounds (a metric without a stored interval: the value alone)."""
-    bounds = {interval_key(metric, bound): (str(metric), bound) for metric in RECOMMENDATION_METRICS
-              for bound in CI_BOUNDS}
-    values = compared[~compared["metric"].isin(bounds)]
+def interval_cells(compared: pd.DataFrame, metrics) -> pd.DataFrame:
+    """The ``champion_vs_baselines`` rows of ``metrics`` with a ``cell`` column ``"0.1234 [0.1100, 0.1300]"``
+    (the value and its stored interval bounds; a metric without a stored interval: the value alone)."""
+    names = [str(metric) for metric in metrics]
+    bounds = {interval_key(metric, bound): (metric, bound) for metric in names for bound in CI_BOUNDS}
+    values = compared[compared["metric"].isin(names)]
     limits = {(row.model, *bounds[row.metric]): row.value
               for row in compared[compared["metric"].isin(bounds)].itertuples()}
 
@@ -101,8 +120,41 @@ def interval_table(compared: pd.DataFrame) -> pd.DataFrame:
         low, high = limits.get((row.model, row.metric, CI_LOW)), limits.get((row.model, row.metric, CI_HIGH))
         return f"{row.value:.4f}" if low is None or high is None else f"{row.value:.4f} [{low:.4f}, {high:.4f}]"
 
-    cells = values.assign(cell=[text(row) for row in values.itertuples()])
+    return values.assign(cell=[text(row) for row in values.itertuples()])
+
+
+def interval_table(compared: pd.DataFrame) -> pd.DataFrame:
+    """Metric x model cells ``"0.1234 [0.1100, 0.1300]"`` from ``champion_vs_baselines`` rows that
+    hold the metrics and their interval bounds (a metric without a stored interval: the value alone)."""
+    cells = interval_cells(compared, RECOMMENDATION_METRICS)
     return cells.pivot(index="metric_label", columns="model", values="cell")
+
+
+def segment_names(runs: pd.DataFrame) -> tuple[str, ...]:
+    """Every per-segment figure name recorded in ``runs`` (``segment:...``)."""
+    return tuple(sorted(name for name in runs["metric"].unique() if str(name).startswith(SEGMENT_PREFIX)))
+
+
+def segment_table(compared: pd.DataFrame, *, k: int | None) -> pd.DataFrame:
+    """(segment, metric) x model cells with intervals, plus each segment's listener count, from the
+    ``champion_vs_baselines`` rows of per-segment figures; segments in ``SEGMENT_TITLES`` order."""
+    parts = []
+    for segment, title in SEGMENT_TITLES.items():
+        count = compared[compared["metric"] == f"{SEGMENT_PREFIX}{segment}:{SEGMENT_COUNT}"]
+        if count.empty:
+            continue
+        parts.append(count.assign(segment=title, shown="listeners scored",
+                                  cell=[f"{value:.0f}" for value in count["value"]]))
+        for metric in SEGMENT_METRICS:
+            cells = interval_cells(compared, [f"{SEGMENT_PREFIX}{segment}:{metric}"])
+            parts.append(cells.assign(segment=title, shown=metric_label(metric, k)))
+    if not parts:
+        return pd.DataFrame()
+    table = pd.concat(parts, ignore_index=True)
+    order = {name: position for position, name in enumerate(dict.fromkeys(zip(table["segment"], table["shown"])))}
+    wide = table.pivot(index=["segment", "shown"], columns="model", values="cell")
+    wide = wide.iloc[sorted(range(len(wide)), key=lambda row: order[wide.index[row]])]
+    return wide.rename_axis(index=["segment", "metric"])
 
 
 def _history(runs: pd.DataFrame) -> None:
@@ -145,3 +197,23 @@ def _comparison(runs: pd.DataFrame) -> None:
         st.caption(f"Each value with its {confidence:.0%} interval [low, high]: percentile bootstrap over the "
                    "holdout listeners (catalogue coverage is catalogue-level: no interval).")
     st.dataframe(table, key="comparison_table")
+
+
+def _segments(runs: pd.DataFrame) -> None:
+    st.subheader("Champion vs baselines by segment (same holdout)")
+    names = segment_names(runs)
+    compared = champion_vs_baselines(runs, family=RECOMMENDATIONS, metrics=names) if names else pd.DataFrame()
+    champion = champion_run(runs, RECOMMENDATIONS)
+    if compared.empty or champion is None:
+        empty_state("per-segment metrics", "the training job scores each segment with every final and baseline run")
+        return
+    heavy = run_metric(runs, champion["run_id"], HEAVY_MIN_EVENTS)
+    threshold = "" if heavy is None else f" (here: at least {heavy:.0f} events)"
+    st.caption(
+        "Listeners by their events in the training window: cold at most 5, heavy above the 90th percentile of all "
+        f"listeners{threshold}, regular the rest. New tracks had no play in the training window: each listener's "
+        "held-out new tracks are the target, and coverage is the share of the new tracks that appear in any list. "
+        "Coverage grows with a segment's size: compare it across models, not segments. Values with their "
+        "bootstrap interval over the segment's listeners.")
+    st.dataframe(segment_table(compared, k=cutoff(champion["k"])), key="segment_table")
+
