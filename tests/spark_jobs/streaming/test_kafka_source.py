@@ -137,6 +137,7 @@ def test_cap_offsets_shares_the_bound_by_lag():
     ({"kafka.bootstrap.servers": "h:1", "subscribe": "t", "startingOffsets": "{}"}, "startingOffsets"),
     ({"kafka.bootstrap.servers": "h:1", "subscribe": "t", "maxOffsetsPerTrigger": "0"}, "maxOffsetsPerTrigger"),
     ({"kafka.bootstrap.servers": "h:1", "subscribe": "t", "kafka.ssl.keystore.location": "/client.jks"}, "not supported"),
+    ({"kafka.bootstrap.servers": "h:1", "subscribe": "t", "recordsPerTask": "0"}, "recordspertask"),
 ])
 def test_bad_options_are_rejected_with_a_reason(options, message):
     with pytest.raises(KafkaSourceError, match=message):
@@ -289,6 +290,11 @@ def test_small_batches_are_one_task_and_large_ones_one_task_per_partition():
     assert [[(r.partition, r.start, r.end) for r in task.ranges] for task in one] == [[(0, 0, 10), (1, 5, 25), (2, 3, 4)]]
     assert [[r.partition for r in task.ranges] for task in plan_read_tasks(ranges, records_per_task=30)] == [[0], [1], [2]]
     assert plan_read_tasks([]) == []
+    # The streaming job on the executors asks for fewer records per task (recordsPerTask).
+    options = KafkaSourceOptions.from_options({"kafka.bootstrap.servers": "h:1", "subscribe": "t",
+                                               "recordsPerTask": "30"})
+    assert options.records_per_task == 30
+    assert KafkaSourceOptions.from_options({"kafka.bootstrap.servers": "h:1", "subscribe": "t"}).records_per_task == 5000
 
 
 @pytest.mark.slow
