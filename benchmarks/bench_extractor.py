@@ -17,13 +17,15 @@ time a worker spends, and it stays meaningful on a shared, loaded machine where 
 time does not (the load average is printed; wall-clock ratios are printed too).
 
 ``--fixed-cost`` runs ``python -m audio_features extract`` on one 30 s clip (``--workers``
-processes, as an ETL chunk has) and a script that runs FMA's formula on the same clip,
-each in a fresh interpreter, cold (an empty ``NUMBA_CACHE_DIR``) then warm (the same
-folder again). A run's fixed cost is its wall time minus the per-track time it reports
+processes, as an ETL chunk has), plain (``--no-server``) and through the warm extraction
+server (``--server``: the first warm run starts the server, as the first chunk of a DAG run
+would; later runs find it up), and a script that runs FMA's formula on the same clip, each
+in a fresh interpreter, interleaved run by run, cold (an empty ``NUMBA_CACHE_DIR``) then
+warm (the same folder again); each of ours is printed against the reference as a ratio. A run's fixed cost is its wall time minus the per-track time it reports
 itself (the extractor's ``extract_seconds`` column, timed after the worker's warm-up; the
 script runs the clip twice and times the second call, and its wall time is counted
 without that second call): imports, worker start, JIT cache, reading metadata, writing
-outputs. CPU seconds are every process's, workers included. ``--extractor-root DIR`` runs
+outputs. CPU seconds are every process's, workers included (through the server: the client's only). ``--extractor-root DIR`` runs
 the extractor from another checkout's ``audio_features`` (e.g. ``git archive REV
 audio_features | tar -x -C DIR``), for a before/after on the same machine at the same moment.
 """
@@ -116,14 +118,17 @@ def _timed_process(command: list[str], env: dict[str, str]) -> tuple[float, floa
 
 
 def fixed_cost(*, runs: int, extractor_root: Path | None, workers: int) -> None:
-    """One-track runs of our CLI and of FMA's formula, cold then warm; see the docstring."""
+    """One-track runs of our CLI (plain, and through the warm server) and of FMA's formula,
+    cold then warm, interleaved run by run; see the module docstring."""
     import pandas as pd
 
     from audio_features.fma_schema import EXTRACT_SECONDS_COLUMN, audio_path
 
     root = Path(__file__).resolve().parent.parent
     python_path = os.pathsep.join(str(p) for p in (extractor_root, root) if p)
-    with tempfile.TemporaryDirectory() as tmp:
+    has_server = ((extractor_root or root) / "audio_features" / "server.py").exists()
+    # A short private folder: the server's Unix socket path must fit in ~100 bytes.
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="afx-") as tmp:
         tmp = Path(tmp)
         clip = make_clips(tmp, n_clips=1)[0]
         audio_dir = tmp / "audio"
@@ -131,32 +136,69 @@ def fixed_cost(*, runs: int, extractor_root: Path | None, workers: int) -> None:
         clip.rename(audio_path(audio_dir, 2))
         tracks = tmp / "tracks.csv"
         tracks.write_text(",track,set\n,duration,subset\ntrack_id,,\n2,30.0,large\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
-        env.update(PYTHONPATH=python_path)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "FMA_EXTRACTOR_SERVER"))}
+        env.update(PYTHONPATH=python_path, FMA_CACHE_DIR=str(tmp / "cache"), FMA_EXTRACTOR_SERVER_IDLE_S="600")
+        envs = {side: {**env, "NUMBA_CACHE_DIR": str(tmp / f"numba-{side}")} for side in ("plain", "server", "ref")}
         rows = []
-        for run in range(runs + 1):
-            state = "cold" if run == 0 else "warm"
-            if run == 0:
-                ours_env, ref_env = ({**env, "NUMBA_CACHE_DIR": str(tmp / f"numba-{side}")} for side in ("ours", "ref"))
-            out = tmp / f"out-{run}"
+
+        def ours(side: str, state: str, run: int) -> None:
+            out = tmp / f"out-{side}-{run}"
             wall, cpu, _ = _timed_process(
                 [sys.executable, "-m", "audio_features", "extract", "--audio-dir", str(audio_dir), "--tracks",
-                 str(tracks), "--out", str(out), "--workers", str(workers)], ours_env)
+                 str(tracks), "--out", str(out), "--workers", str(workers),
+                 *(("--server",) if side == "server" else ("--no-server",) if has_server else ())], envs[side])
             per_track = float(pd.read_parquet(next(out.glob("chunks/*.parquet")))[EXTRACT_SECONDS_COLUMN].sum())
-            rows.append(("ours", state, wall, cpu, per_track))
-            wall, cpu, printed = _timed_process([sys.executable, "-c", REFERENCE_SCRIPT, str(audio_path(audio_dir, 2))],
-                                                ref_env)
-            rows.append(("reference", state, wall - float(printed.split()[-1]), cpu, float(printed.split()[-1])))
+            rows.append(("ours " + side, state, wall, cpu, per_track))
+
+        try:
+            for run in range(runs + 2):
+                # run 0: empty JIT caches (the server starts and compiles); run 1: warm caches,
+                # the server starts again (the first chunk of a DAG run); then: the server is up.
+                state = "cold" if run == 0 else "warm"
+                ours("plain", state, run)
+                wall, cpu, printed = _timed_process(
+                    [sys.executable, "-c", REFERENCE_SCRIPT, str(audio_path(audio_dir, 2))], envs["ref"])
+                rows.append(("reference", state, wall - float(printed.split()[-1]), cpu, float(printed.split()[-1])))
+                if has_server:
+                    ours("server", "cold" if run == 0 else "start" if run == 1 else "warm", run)
+                    if run == 0:
+                        _stop_servers(tmp / "cache")
+        finally:
+            _stop_servers(tmp / "cache")
     print(f"one 30 s clip per run, fresh interpreter each; extractor ({workers} workers) from {extractor_root or root}; "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'side':10s} {'cache':5s} {'wall s':>7s} {'cpu s':>7s} {'track s':>7s} {'fixed s':>7s}")
+    print("cache: cold = empty NUMBA_CACHE_DIR; warm = filled by an earlier run; server 'start' = warm cache, "
+          "the run starts the server; server 'warm' = the server is up. server cpu s is the client's only.")
+    print(f"{'side':12s} {'cache':5s} {'wall s':>7s} {'cpu s':>7s} {'track s':>7s} {'fixed s':>7s}")
     for side, state, wall, cpu, per_track in rows:
-        print(f"{side:10s} {state:5s} {wall:7.2f} {cpu:7.2f} {per_track:7.2f} {wall - per_track:7.2f}")
-    for state in ("cold", "warm"):
-        ours = [w - t for side, s, w, _, t in rows if side == "ours" and s == state]
-        ref = [w - t for side, s, w, _, t in rows if side == "reference" and s == state]
-        print(f"fixed cost {state}: ours median {sorted(ours)[len(ours) // 2]:.2f} s, reference "
-              f"{sorted(ref)[len(ref) // 2]:.2f} s")
+        print(f"{side:12s} {state:5s} {wall:7.2f} {cpu:7.2f} {per_track:7.2f} {wall - per_track:7.2f}")
+
+    def median_fixed(side: str, state: str) -> float | None:
+        fixed = sorted(w - t for name, s, w, _, t in rows if name == side and s == state)
+        return fixed[len(fixed) // 2] if fixed else None
+
+    for side, state, ref_state in (("ours plain", "cold", "cold"), ("ours server", "cold", "cold"),
+                                   ("ours plain", "warm", "warm"), ("ours server", "start", "warm"),
+                                   ("ours server", "warm", "warm")):
+        mine, ref = median_fixed(side, state), median_fixed("reference", ref_state)
+        if mine is not None:
+            print(f"fixed cost {side:11s} {state:5s}: {mine:6.2f} s median vs reference {ref_state} {ref:6.2f} s "
+                  f"= {mine / ref:.2f}x the reference's")
+
+
+def _stop_servers(cache_dir: Path) -> None:
+    """Stop the extraction servers this benchmark started (their pid files), and wait."""
+    import signal
+
+    for pid_file in cache_dir.glob("extractor-server/*.pid"):
+        pid = int(pid_file.read_text())
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + 60
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
