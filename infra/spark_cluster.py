@@ -113,6 +113,17 @@ class Cluster:
         return self.state_dir / "logs" / f"{name}.log"
 
 
+def spark_home() -> str:
+    """The venv's PySpark folder, which is a Spark distribution (found without importing it:
+    infra never imports Spark)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        raise SparkClusterError("PySpark is not installed in this environment")
+    return str(spec.submodule_search_locations[0])
+
+
 def master_command(spark_class: str, host: str, port: int, webui_port: int) -> list[str]:
     return [spark_class, MASTER_CLASS, "--host", host, "--port", str(port), "--webui-port", str(webui_port)]
 
@@ -142,8 +153,6 @@ def standalone_cluster(
     Logs, work and local folders live under ``state_dir``. Yields once the master is ALIVE
     with every worker registered.
     """
-    import pyspark
-
     from infra.services import VENV_BIN, java_home
 
     if workers < 1 or cores_per_worker < 1:
@@ -158,7 +167,7 @@ def standalone_cluster(
         **os.environ,
         "JAVA_HOME": java_home(),
         # spark-class finds Spark through the `python` on PATH: the venv's, whose PySpark it is.
-        "SPARK_HOME": str(Path(pyspark.__file__).parent),
+        "SPARK_HOME": spark_home(),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "SPARK_LOCAL_IP": host,
         "SPARK_LOCAL_DIRS": str(state_dir / "local"),
