@@ -15,7 +15,7 @@ from fma_platform.producer import ProducerState
 
 
 def service_banners(*, events: bool) -> None:
-    """Say when MongoDB or Kafka is down (and how many events wait in the buffer)."""
+    """Say when MongoDB or Kafka is down (how many events wait in the buffer, how many were lost)."""
     health = mongo_health()
     if not health.up:
         st.error(f"MongoDB is unavailable: catalogue and recommendations cannot load. "
@@ -29,6 +29,9 @@ def service_banners(*, events: bool) -> None:
                    icon=":material/cloud_off:")
     elif status.buffered:
         st.caption(f"Sending {status.buffered} buffered events…")
+    if status.dropped:
+        st.warning(f"{status.dropped} listening events were lost: the buffer was full while Kafka was away "
+                   f"(the oldest were dropped first).", icon=":material/report:")
 
 
 @contextmanager
