@@ -9,7 +9,10 @@ ETL runs this command once per chunk: this module imports nothing heavy at the t
 numba's JIT cache defaults to the per-user ``Settings().numba_cache_dir`` (set before
 numba is imported), so only the first run on a machine compiles; and the extraction
 workers are started before the metadata is read, so their warm-up (librosa's imports and
-JIT cache) overlaps this process's own (pandas, tracks.csv).
+JIT cache) overlaps this process's own (pandas, tracks.csv). That warm-up alone is ~4 s:
+with ``--server`` (or the ``extractor_server`` setting) the run happens in the warm
+extraction server instead (``audio_features.server``; ``python -m audio_features serve``),
+which pays it once per machine, and this process is only its client.
 """
 
 from __future__ import annotations

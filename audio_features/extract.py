@@ -29,7 +29,10 @@ time, across pools and runs. A pool whose workers keep dying in warm-up stops wi
 ``WorkerStartError`` instead of failing every track.
 
 This module imports neither pandas nor librosa at the top: workers import it and need
-only librosa, the parent needs only pandas, so each process loads what it uses.
+only librosa, the parent needs only pandas, so each process loads what it uses. Workers
+are spawned (each a fresh interpreter that warms up), except in a process that has warmed
+up itself (``process_is_warm``: the extraction server's sessions, ``audio_features.server``),
+which forks them: they start with librosa and its JIT code loaded, and write no cache.
 """
 
 from __future__ import annotations

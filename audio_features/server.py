@@ -56,17 +56,17 @@ EXIT_SESSION_LOST = 70
 def socket_path(cache_dir: Path) -> Path | None:
     """This checkout's server socket under ``cache_dir``; None when the path is too long to bind.
 
-    The name hashes the interpreter, this package's folder and its sources' sizes and
-    modification times, and ``NUMBA_CACHE_DIR``: a server only ever serves the code and
-    JIT cache it warmed up with.
+    The name hashes the interpreter, the folders of this package and of the shared core it
+    runs on (``fma_platform``), their sources' sizes and modification times, and
+    ``NUMBA_CACHE_DIR``: a server only ever serves the code and JIT cache it warmed up with.
     """
     package = Path(__file__).resolve().parent
     key = hashlib.sha256()
     for part in (sys.executable, str(package), os.environ.get("NUMBA_CACHE_DIR", "")):
         key.update(part.encode() + b"\0")
-    for source in sorted(package.glob("*.py")):
+    for source in sorted([*package.glob("*.py"), *(package.parent / "fma_platform").glob("*.py")]):
         stat = source.stat()
-        key.update(f"{source.name}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+        key.update(f"{source}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
     path = Path(cache_dir) / SERVER_DIRNAME / f"{key.hexdigest()[:16]}.sock"
     return path if len(os.fsencode(path)) <= _MAX_SOCKET_PATH else None
 
