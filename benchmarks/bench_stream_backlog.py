@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -42,17 +40,14 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_streaming_latency import seed_catalogue  # noqa: E402  (the latency benchmark's catalogue)
+from bench_streaming_latency import private_stack, seed_catalogue  # noqa: E402  (the latency benchmark's)
 from fma_platform.contracts import Collection  # noqa: E402
 from fma_platform.events import new_event  # noqa: E402
 from fma_platform.kafka import ensure_topics  # noqa: E402
 from fma_platform.mongo import mongo_client  # noqa: E402
 from fma_platform.producer import EventProducer  # noqa: E402
-from fma_platform.settings import get_settings  # noqa: E402
 from fma_platform.stream_status import BATCH_KIND, INPUT_ROWS, KIND  # noqa: E402
 from infra import process  # noqa: E402
-from infra.process import free_port  # noqa: E402
-from infra.services import kafka_spec, mongo_spec  # noqa: E402
 from infra.streaming import streaming_spec  # noqa: E402
 
 MIB = 1024 * 1024
@@ -218,16 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     limits = [int(value) for value in args.limits.split(",")]
 
-    state = Path(tempfile.mkdtemp(prefix="fma-bench-backlog-"))
-    settings = get_settings().model_copy(update={
-        "state_dir": state, "mongo_port": free_port(), "kafka_port": free_port(), "mongo_uri": "",
-        "kafka_bootstrap_servers": "",
-    })
-    services = [mongo_spec(settings), kafka_spec(settings)]
     runs = []
-    try:
-        for spec in services:
-            process.start(spec)
+    with private_stack() as settings:
         topic = f"bench-backlog-{uuid.uuid4().hex[:8]}"
         ensure_topics(settings, {topic: settings.kafka_events_partitions})
         events = backlog(np.arange(1, args.tracks + 1), count=args.events, listeners=args.listeners)
@@ -241,10 +228,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bound {limit or 'none'}: drained in {run.seconds:.1f} s ({run.startup_seconds:.1f} s to the "
                   f"first batch), {len(run.batches)} batches, largest {max(run.batches)}, seconds per batch "
                   f"{[round(seconds, 1) for seconds in run.batch_seconds]}", flush=True)
-    finally:
-        for spec in reversed(services):
-            process.stop(spec)
-        shutil.rmtree(state)
     print_report(runs, events=args.events)
     return 0
 

@@ -1,10 +1,12 @@
 """End-to-end latency of the real-time loop: event produced -> recommendations in MongoDB.
 
     .venv/bin/python benchmarks/bench_streaming_latency.py [--rate 100] [--duration 60] \\
-        [--step-rates 200,400,800] [--step-seconds 20] [--trigger-seconds 0.1] [--tracks 2000]
+        [--step-rates 200,400,800] [--step-seconds 20] [--trigger-seconds 0.1] [--tracks 2000] \
+        [--execution executors|driver]
 
-Runs against the embedded broker and MongoDB named by the settings (start them first,
-e.g. ``make up``), in a private database and topic that are removed afterwards. Starts
+``--execution`` chooses where the job's per-listener work runs (``stream_execution``:
+executors, the default, or driver). Runs against the embedded broker and MongoDB named
+by the settings (start them first, e.g. ``make up``), in a private database and topic that are removed afterwards. Starts
 the job with ``spark-submit --master local[2]`` (``infra.streaming.streaming_spec``),
 seeds a synthetic catalogue (clustered unit embeddings), and drives it with simulated
 listeners (``simulator.simulate``), their events re-stamped to the moment of sending
@@ -29,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -78,6 +82,32 @@ def seed_catalogue(db, *, tracks: int, seed: int = 11) -> pd.DataFrame:
         [{"track_id": int(i), "embedding": v.tolist(), "model_version": "bench"} for i, v in zip(ids, vectors)]
     )
     return catalogue.assign(embedding=list(vectors))
+
+
+@contextmanager
+def private_stack():
+    """Settings of a private SecantusDB and Tansu on free ports, started here and stopped (and
+    their state folder removed) on exit: a running stack is never touched."""
+    import shutil
+    import tempfile
+
+    from infra.process import free_port
+    from infra.services import kafka_spec, mongo_spec
+
+    state = Path(tempfile.mkdtemp(prefix="fma-bench-stream-"))
+    settings = get_settings().model_copy(update={
+        "state_dir": state, "mongo_port": free_port(), "kafka_port": free_port(), "mongo_uri": "",
+        "kafka_bootstrap_servers": "",
+    })
+    services = [mongo_spec(settings), kafka_spec(settings)]
+    try:
+        for spec in services:
+            process.start(spec)
+        yield settings
+    finally:
+        for spec in reversed(services):
+            process.stop(spec)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def simulated_events(catalogue: pd.DataFrame, *, count: int, listeners: int) -> list:
@@ -209,13 +239,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracks", type=int, default=2000)
     parser.add_argument("--listeners", type=int, default=300)
     parser.add_argument("--reads", type=int, default=500, help="player-side reads timed during the main phase")
+    parser.add_argument("--private-stack", action="store_true",
+                        help="start a private MongoDB and Kafka on free ports instead of using the running stack")
+    parser.add_argument("--execution", choices=("executors", "driver"), default=None,
+                        help="where the per-listener work runs (default: the setting stream_execution)")
     args = parser.parse_args(argv)
-    step_rates = [float(r) for r in args.step_rates.split(",") if r.strip()]
+    with private_stack() if args.private_stack else nullcontext(get_settings()) as base:
+        return run(args, base)
 
+
+def run(args, base) -> int:
+    """The benchmark against the servers of ``base`` (the module doc)."""
+    step_rates = [float(r) for r in args.step_rates.split(",") if r.strip()]
     tag = uuid.uuid4().hex[:8]
-    base = get_settings()
     settings = base.model_copy(update={"mongo_db": f"bench_streaming_{tag}",
-                                       "state_dir": base.state_dir / "bench" / tag})
+                                       "state_dir": base.state_dir / "bench" / tag,
+                                       "stream_execution": args.execution or base.stream_execution})
     topic = f"bench-streaming-{tag}"
     ensure_topics(settings, {topic: settings.kafka_events_partitions})
     client = mongo_client(settings)
@@ -281,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_report(args, rows, reads, idle_reads, batches, health) -> None:
     print()
-    print(f"trigger {args.trigger_seconds:g} s")
+    print(f"trigger {args.trigger_seconds:g} s, execution {args.execution or 'default'}, "
+          f"load average {os.getloadavg()}")
     print(f"{'rate ev/s':>12} {'achieved':>9} {'events':>7} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} "
           f"{'backlog':>8} {'drain s':>8}  sustained")
     for label, achieved, count, p50, p95, p99, backlog, drain in rows:

@@ -18,6 +18,11 @@ batch's metrics document. The job has two stages:
    and returns one summary row: counts, latencies, step timings, its part of the
    trending increments and its newest window's listeners.
 
+A small batch (at most ``SINGLE_TASK_RECORDS`` records by the offsets Spark logged for it,
+which the Python source reads in one task) skips the shuffle: one task decodes, stores and
+ranks (``decode_and_rank``), since one partition already holds every listener of the batch.
+At 100 events/s most batches are such, and a stage less is latency saved.
+
 Why not ``transformWithStateInPandas`` (Spark 4): it calls the processor once per listener
 (pandas conversion per key, costly with thousands of listeners per batch), needs the RocksDB
 state store, and would keep histories in the checkpoint instead of ``listening_events``,
@@ -33,6 +38,7 @@ records) repeats all of it harmlessly. A task retried by Spark repeats its idemp
 
 from __future__ import annotations
 
+import importlib
 import logging
 import pickle
 import time
@@ -62,6 +68,7 @@ EVENT_SCHEMA = (
     "first_stored boolean, stats binary"
 )
 SUMMARY_SCHEMA = "summary binary"
+SINGLE_TASK_RECORDS = 200  # job.EXECUTOR_RECORDS_PER_TASK: the Python source reads this many in one task
 EVENT_COLUMNS = [field.split(" ")[0] for field in EVENT_SCHEMA.split(", ")]
 
 
@@ -215,6 +222,11 @@ def rank_partition(frames, *, job: ExecutorBatch):
     yield pd.DataFrame({"summary": [pickle.dumps(summary)]})
 
 
+def decode_and_rank(frames, *, job: ExecutorBatch):
+    """Both stages in one task: a small batch read by one task holds all its listeners."""
+    yield from rank_partition(decode_partition(frames, job=job), job=job)
+
+
 def _batch_histories(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Each listener's events of the batch as a history (the counting sink reads no database)."""
     frame = pd.DataFrame({
@@ -240,14 +252,16 @@ def run_batch(stream, batch_df, batch_id: int) -> BatchMetrics:
     job = ExecutorBatch(settings=stream.settings, db_name=stream.db.name, sink=stream.sink.kind, models=variable,
                         config=stream.config, batch_key=batch_key, stored_at=now,
                         history_half_lives=HISTORY_HALF_LIVES)
-    partitions = batch_df.sparkSession.sparkContext.defaultParallelism
-    summaries = [pickle.loads(row.summary) for row in (
-        batch_df.selectExpr("value", "topic", "partition", "offset", "CAST(timestamp AS DOUBLE) AS ts")
-        .mapInPandas(partial(decode_partition, job=job), EVENT_SCHEMA)
-        .repartition(partitions, "user_id")
-        .mapInPandas(partial(rank_partition, job=job), SUMMARY_SCHEMA)
-        .collect()
-    )]
+    records = batch_df.selectExpr("value", "topic", "partition", "offset", "CAST(timestamp AS DOUBLE) AS ts")
+    size = logged_batch_size(stream.checkpoint, batch_id)
+    if size is not None and size <= SINGLE_TASK_RECORDS:
+        summaries_df = records.mapInPandas(partial(decode_and_rank, job=job), SUMMARY_SCHEMA)
+    else:
+        partitions = batch_df.sparkSession.sparkContext.defaultParallelism
+        summaries_df = (records.mapInPandas(partial(decode_partition, job=job), EVENT_SCHEMA)
+                        .repartition(partitions, "user_id")
+                        .mapInPandas(partial(rank_partition, job=job), SUMMARY_SCHEMA))
+    summaries = [pickle.loads(row.summary) for row in summaries_df.collect()]
     ran = time.monotonic()
     stats = [part for summary in summaries for part in summary["stats"]]
     metrics = BatchMetrics(batch_id=batch_id, input_rows=sum(s["input_rows"] for s in stats))
@@ -278,6 +292,41 @@ def run_batch(stream, batch_df, batch_id: int) -> BatchMetrics:
     write_batch_metrics(stream.db, metrics, query_id=stream.query_id, query_name=stream.query_name, batch_time=now,
                         latencies=[value for summary in summaries for value in summary["latencies"]])
     return metrics
+
+
+def warm_up(stream, spark) -> float:
+    """Start the Python workers before the first batch: one task per core imports this module
+    and the ranking, loads the broadcast models and connects the sink (the first batch would
+    pay it, a minute on a busy 2-core machine). Spark reuses those workers. Seconds taken."""
+    started = time.monotonic()
+    variable, _ = stream.broadcast(spark).current()
+    job = ExecutorBatch(settings=stream.settings, db_name=stream.db.name, sink=stream.sink.kind, models=variable,
+                        config=stream.config, batch_key="warm-up", stored_at=datetime.now(timezone.utc),
+                        history_half_lives=0)
+    cores = spark.sparkContext.defaultParallelism
+    spark.range(cores, numPartitions=cores).mapInPandas(partial(_warm_task, job=job), "ready long").collect()
+    return time.monotonic() - started
+
+
+def _warm_task(frames, *, job: ExecutorBatch):
+    importlib.import_module("spark_jobs.streaming.batch")  # the ranking, imported once per worker
+    for _ in frames:
+        pass
+    _sink(job)
+    yield pd.DataFrame({"ready": [job.models.value.catalogue.embeddings.size]})
+
+
+def logged_batch_size(checkpoint, batch_id: int) -> int | None:
+    """Records of batch ``batch_id`` by the Python source's offset log; None when not known
+    (no checkpoint, the first batch, the native source's log)."""
+    from spark_jobs.streaming.kafka_source import logged_batch_offsets
+
+    if checkpoint is None or batch_id < 1:
+        return None
+    end, start = logged_batch_offsets(checkpoint, batch_id), logged_batch_offsets(checkpoint, batch_id - 1)
+    if end is None or start is None:
+        return None
+    return sum(position - start.get(partition, position) for partition, position in end.items())
 
 
 def _merge_offsets(parts) -> dict[str, int]:

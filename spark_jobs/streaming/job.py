@@ -31,6 +31,7 @@ from pymongo.database import Database
 
 from fma_platform.settings import Settings
 from fma_platform.stream_status import HEARTBEAT_INTERVAL_S, QUERY_NAME
+from spark_jobs.streaming import executors
 from spark_jobs.streaming.batch import RecommendationStream, StreamConfig
 from spark_jobs.streaming.errors import StreamingJobError
 from spark_jobs.streaming.progress import Supervisor
@@ -43,7 +44,7 @@ APP_NAME = "streaming-recommendations"
 DEFAULT_TRIGGER_S = 0.1
 # Records per read task of the Python Kafka source when the executors do the per-record work:
 # a small batch stays one task (latency), a large one spreads over the Kafka partitions.
-EXECUTOR_RECORDS_PER_TASK = 200
+EXECUTOR_RECORDS_PER_TASK = executors.SINGLE_TASK_RECORDS
 
 
 def start_stream(
@@ -77,8 +78,8 @@ def start_stream(
                                   batch_reader=reader)
     if on_driver:
         stream.models.catalogue()  # load once before the first batch
-    else:
-        stream.broadcast(spark).current()  # load and broadcast once before the first batch
+    else:  # load and broadcast once, and start the Python workers, before the first batch
+        log.info("executors warmed up in %.1f s", executors.warm_up(stream, spark))
     # A stateless query: a trigger without new offsets has nothing to do.
     spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", "false")
     events = read_kafka_stream(spark, settings, topic=topic, starting_offsets=starting_offsets,
