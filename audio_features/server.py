@@ -272,6 +272,8 @@ def _session(connection: socket.socket) -> None:
         if message != _HELLO or len(fds) != 2:
             os._exit(code)
         request = json.loads(connection.makefile("rb").readline(_MAX_REQUEST_BYTES))
+        if request["argv"][:1] != ["extract"]:  # a session runs extractions, nothing else
+            os._exit(code)
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} session {os.getpid()}: {' '.join(request['argv'][:1])} "
               f"({len(request['argv'])} arguments) in {request['cwd']}", file=sys.stderr, flush=True)
         for target, fd in zip((1, 2), fds):

@@ -153,6 +153,10 @@ def test_runs_through_one_warm_server_give_the_plain_outputs(folder, env, cache_
     assert second.returncode == 0, second.stderr
     assert int(pid_file.read_text()) == server  # reused, not restarted
     assert log.read_text().count(" session ") == 2  # both runs were served by it
+    # A session runs extractions only: another command is refused before it starts, and the
+    # client is told so (None: it would run the command itself).
+    assert S.run_through_server(["serve", "--idle-timeout", "1"], sock=sock, idle_s=60, start_timeout_s=60) is None
+    assert int(pid_file.read_text()) == server and _alive(server)
 
     for run in (first, second):  # the client prints what the session printed
         assert "2 tracks extracted, 3 failed" in run.stdout and "track/s" in run.stderr
