@@ -76,6 +76,20 @@ def pid_path(sock: Path) -> Path:
     return sock.with_suffix(".pid")
 
 
+def stop_server(cache_dir: Path) -> bool:
+    """Stop this checkout's server under ``cache_dir`` (``make down``, the end of a test run).
+
+    Removes its socket: the server sees that within a second and exits (runs in progress
+    finish). Whether a server was listening.
+    """
+    sock = socket_path(cache_dir)
+    if sock is None or not sock.exists():
+        return False
+    sock.unlink(missing_ok=True)
+    pid_path(sock).unlink(missing_ok=True)
+    return True
+
+
 # -- client -------------------------------------------------------------------------
 
 

@@ -213,8 +213,10 @@ class Settings(BaseSettings):
     # The warm extraction server (audio_features/server.py): when on, `python -m
     # audio_features extract` runs in one long-lived process per checkout that has paid the
     # imports and JIT load once (started on first use, under cache_dir), which stops after
-    # this many seconds without a run.
-    extractor_server: bool = False
+    # this many seconds without a run. On by default: every ETL chunk is one such run, and the
+    # server takes its fixed cost from ~8-20 s to ~2.4 s (README "Measured"); `make down` and
+    # the test suite's end stop it; a run that cannot reach it extracts by itself.
+    extractor_server: bool = True
     extractor_server_idle_s: float = Field(default=600.0, gt=0)
 
     def __init__(self, **values: Any) -> None:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from audio_features.server import stop_server
 from fma_platform.settings import Settings, get_settings
 from infra import process
 from infra.process import ServiceSpec, StackError
@@ -102,9 +103,13 @@ def reset_streaming_checkpoint(settings: Settings) -> bool:
 
 def down(settings: Settings, groups: Iterable[str] = SERVICE_GROUPS, *, out=sys.stdout) -> None:
     """Stop, in reverse start order, the processes this project started."""
+    groups = tuple(groups)
     for step in reversed(stack_steps(settings, groups)):
         stopped = process.stop(step.spec)
         print(f"{step.spec.name:<24} {'stopped' if stopped else 'not running'}", file=out, flush=True)
+    if "airflow" in groups:  # the ETL's chunk tasks start the warm extraction server
+        stopped = stop_server(settings.cache_dir)
+        print(f"{'extraction server':<24} {'stopped' if stopped else 'not running'}", file=out, flush=True)
 
 
 def status_rows(settings: Settings, groups: Iterable[str] = SERVICE_GROUPS) -> list[dict[str, str]]:

@@ -16,6 +16,9 @@ The defaults, and where they were measured (2-core shared machine; README "Measu
 - ``EXTRACT_FIXED_COST_S``: one extraction task's own fixed cost, 2 workers, warm JIT
   cache: 8.4-12.1 s per chunk (``benchmarks/bench_dag_extraction.py``, load average 1-4;
   a chunk's wall time minus its tracks' time / workers).
+- ``EXTRACT_FIXED_COST_SERVER_S``: the same through the warm extraction server (on by
+  default): median 2.4 s (1.4-3.2 s) at load average 14. A task's time limit keeps the plain
+  cost (the run that starts the server pays it).
 - ``AIRFLOW_TASK_OVERHEAD_S``: one more task instance: 0.16 s in ``airflow dags test``,
   1.9 s to parse ``dags/fma_etl.py`` in a task process, + 1 s scheduling (assumed)
   (``bench_dag_extraction.py --airflow-overhead``).
@@ -30,6 +33,9 @@ from __future__ import annotations
 import math
 
 EXTRACT_FIXED_COST_S = 10.0
+# The same through the warm extraction server (``audio_features.server``, on by default):
+# 1.4-3.2 s, median 2.4 s at load average 14 (``bench_extractor.py --fixed-cost``).
+EXTRACT_FIXED_COST_SERVER_S = 2.5
 AIRFLOW_TASK_OVERHEAD_S = 3.0
 CHUNK_FIXED_COST_S = EXTRACT_FIXED_COST_S + AIRFLOW_TASK_OVERHEAD_S
 TRACK_SECONDS = 0.15
@@ -41,6 +47,12 @@ MAX_FIXED_SHARE = 0.10
 # track up to the extractor's 120 s track timeout).
 CHUNK_TIMEOUT_SLOWDOWN = 10.0
 CHUNK_TIMEOUT_FLOOR_S = 900.0
+
+
+def chunk_fixed_cost_s(*, extractor_server: bool) -> float:
+    """One extraction task's fixed cost: Airflow's task overhead plus the extractor's start."""
+    extract = EXTRACT_FIXED_COST_SERVER_S if extractor_server else EXTRACT_FIXED_COST_S
+    return extract + AIRFLOW_TASK_OVERHEAD_S
 
 
 def choose_chunk_size(

@@ -37,7 +37,7 @@ from fma_platform.files import remove_folder, write_atomic
 from fma_platform.mongo import platform_db, upsert_by
 from fma_platform.settings import Settings
 from pipeline.catalogue import read_catalogue, upsert_catalogue
-from pipeline.chunking import choose_chunk_size, chunk_timeout_s
+from pipeline.chunking import choose_chunk_size, chunk_fixed_cost_s, chunk_timeout_s
 from pipeline.datasets import Dataset, acquire_dataset, resolve_dataset
 from pipeline.errors import PipelineError
 from pipeline.load import (
@@ -184,7 +184,8 @@ def plan_chunks(dataset_params: dict, track_ids: list[int], *, settings: Setting
     """
     from audio_features.extract import plan_chunks as split
 
-    size = chunk_size if chunk_size > 0 else choose_chunk_size(len(track_ids), workers=workers)
+    fixed = chunk_fixed_cost_s(extractor_server=settings.extractor_server)
+    size = chunk_size if chunk_size > 0 else choose_chunk_size(len(track_ids), workers=workers, fixed_cost_s=fixed)
     timeout = chunk_timeout_s(size, workers=workers)
     dataset = Dataset.from_params(dataset_params)
     snapshot = snapshot_id_of(track_ids, chunk_size=size)

@@ -49,6 +49,15 @@ def settings() -> Settings:
     return get_settings()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_extraction_server():
+    """Extraction runs (CLI, ETL chunks) start the warm extraction server: stop it at the end."""
+    yield
+    from audio_features.server import stop_server
+
+    stop_server(get_settings().cache_dir)
+
+
 @pytest.fixture(scope="session")
 def mongo_server(settings):
     """A real SecantusDB server for the whole test session."""

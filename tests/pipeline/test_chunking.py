@@ -101,3 +101,14 @@ def test_timeout_leaves_room_for_a_slow_machine_and_has_a_floor():
     assert C.chunk_timeout_s(size, workers=2) >= 10 * expected  # a track 10x slower still fits
     assert C.chunk_timeout_s(1, workers=2) == C.CHUNK_TIMEOUT_FLOOR_S
     assert C.chunk_timeout_s(100_000, workers=1) == pytest.approx(10 * (C.CHUNK_FIXED_COST_S + 100_000 * 0.15))
+
+
+def test_the_warm_extraction_server_gives_smaller_chunks_for_fma_large():
+    plain = C.chunk_fixed_cost_s(extractor_server=False)
+    served = C.chunk_fixed_cost_s(extractor_server=True)
+    assert (plain, served) == (13.0, 5.5)  # 10 s or 2.5 s extractor start + 3 s Airflow task
+    size = C.choose_chunk_size(FMA_LARGE_TRACKS, workers=2, fixed_cost_s=served)
+    # >= 5.5 * 0.9 / 0.1 * 2 / 0.15 = 660 tracks: 161 chunks, each a smaller unit of retry
+    assert smallest_size(FMA_LARGE_TRACKS, workers=2, fixed_cost_s=served) == 660
+    assert math.ceil(FMA_LARGE_TRACKS / size) == FMA_LARGE_TRACKS // 660 == 161
+    assert C.fixed_share(size, workers=2, fixed_cost_s=served) <= 0.10
