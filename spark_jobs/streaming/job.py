@@ -73,7 +73,9 @@ def start_stream(
         raise StreamingJobError(f"the trigger interval must be >= 0 s, got {trigger_seconds}")
     topic = topic or settings.kafka_events_topic
     on_driver = settings.stream_execution == "driver"
-    reader = driver_batch_reader(spark, settings, topic=topic, checkpoint=checkpoint) if on_driver else None
+    # The batch's offsets by the checkpoint: the driver path reads them on the driver, the
+    # executors' tasks read their partitions' ranges themselves (executors.read_decode_rank).
+    reader = driver_batch_reader(spark, settings, topic=topic, checkpoint=checkpoint)
     stream = RecommendationStream(db, settings, config=config, query_name=query_name, checkpoint=checkpoint,
                                   batch_reader=reader)
     if on_driver:

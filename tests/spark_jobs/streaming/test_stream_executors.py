@@ -4,17 +4,21 @@ nothing, and the models reach the tasks as a broadcast refreshed only when they 
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
 import pytest
+from kafka import KafkaProducer
 
 from fma_platform.contracts import Collection
 from fma_platform.events import encode_event
+from fma_platform.kafka import ensure_topics, spark_kafka_options
 from fma_platform.mongo import mongo_client
 from fma_platform.stream_status import BATCH_KIND, KIND
+from spark_jobs.streaming import executors
 from spark_jobs.streaming.batch import RecommendationStream, StreamConfig
-from spark_jobs.streaming.kafka_source import KAFKA_SCHEMA_DDL
+from spark_jobs.streaming.kafka_source import KAFKA_SCHEMA_DDL, DriverBatchReader, KafkaOffsetRange, KafkaSourceOptions
 from tests.spark_jobs.streaming.conftest import T0, UNKNOWN_TRACK, cluster_of, event, record, seed_catalogue
 from tests.spark_jobs.streaming.test_stream_batch import publish_als
 
@@ -150,3 +154,70 @@ def test_the_counting_sink_counts_and_writes_no_data(spark, settings, mongo_db, 
     driver = stream_on(mongo_db, settings, "driver", state_dir=tmp_path, stream_sink="count")
     assert driver.process(records, batch_id=1).users_updated == 3
     assert mongo_db[Collection.LISTENING_EVENTS].count_documents({}) == 0
+
+
+def write_offset_log(checkpoint, batch_id: int, positions: dict[int, int]) -> None:
+    """Spark's offset log entry of the Python source for ``batch_id`` (end offsets)."""
+    (checkpoint / "offsets").mkdir(parents=True, exist_ok=True)
+    (checkpoint / "offsets" / str(batch_id)).write_text(
+        "v1\n{}\n" + json.dumps({str(p): n for p, n in sorted(positions.items())}))
+
+
+@pytest.mark.slow
+def test_tasks_read_their_kafka_partitions_and_a_listener_split_over_two_tasks_is_ranked_again(
+        spark, settings, kafka_broker, mongo_db, other_db, tmp_path, monkeypatch):
+    """The direct path: a batch whose offsets Spark logged runs as one stage whose tasks read
+    whole Kafka partitions themselves. Records keyed otherwise than by listener split u1 and
+    u2 over both tasks; the driver ranks them again, so the writes equal the driver path's."""
+    topic = f"executors-direct-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_broker, {topic: 3})
+    events, records = sample_records()
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.kafka_bootstrap, acks="all", linger_ms=0)
+    try:
+        acks = [producer.send(topic, key=b"not-the-listener", value=r.value, partition=r.partition)
+                for r in records]
+        producer.flush(timeout=30)
+        acked = [future.get(timeout=30) for future in acks]
+    finally:
+        producer.close(timeout=5)
+    checkpoint = tmp_path / "checkpoint"
+    write_offset_log(checkpoint, 0, {p: min(a.offset for a in acked if a.partition == p) for p in range(3)})
+    write_offset_log(checkpoint, 1, {p: max(a.offset for a in acked if a.partition == p) + 1 for p in range(3)})
+    for db in (mongo_db, other_db):
+        seed_catalogue(db)
+    options = KafkaSourceOptions.from_options({**spark_kafka_options(kafka_broker), "subscribe": topic})
+
+    def stream(db, execution):
+        return RecommendationStream(db, settings.model_copy(update={"state_dir": tmp_path}),
+                                    config=StreamConfig(top_k=10), query_name=QUERY, execution=execution,
+                                    checkpoint=checkpoint, batch_reader=DriverBatchReader(options, checkpoint))
+
+    on_driver, on_executors = stream(mongo_db, "driver"), stream(other_db, "executors")
+    monkeypatch.setattr(executors, "SINGLE_TASK_RECORDS", 0)  # this small batch in two tasks
+    unused = spark.range(0)  # the batch DataFrame is not read on either path
+    on_driver(unused, 1)
+    on_executors(unused, 1)
+    metrics, driver_metrics = on_executors.last_metrics, on_driver.last_metrics
+
+    counts = lambda m: (m.input_rows, m.valid_events, m.new_events, m.dead_letters, m.users_updated)  # noqa: E731
+    assert counts(metrics) == counts(driver_metrics) == (10, 7, 6, 3, 3)
+    assert metrics.offsets == driver_metrics.offsets
+    assert {"tasks.read_kafka", "rerank_split"} <= set(metrics.step_seconds)
+    written = snapshot(other_db)
+    assert written == snapshot(mongo_db)
+    recs = {d["user_id"]: d for d in written[Collection.REALTIME_RECOMMENDATIONS]}
+    assert recs["u1"]["triggered_by"] == events[2].event_id  # u1's newest event, read by the other task
+    assert other_db[Collection.TRENDING].find_one({"kind": "track", "key": 200})["completes"] == 1
+
+    on_executors(unused, 1)  # a replay of the uncommitted batch changes nothing
+    assert snapshot(other_db) == written
+    assert counts(on_executors.last_metrics)[:2] == (10, 7)
+
+
+def test_groups_hold_whole_partitions_of_about_equal_records():
+    ranges = [KafkaOffsetRange("t", p, 0, size) for p, size in enumerate([50, 400, 300, 120])]
+    assert [[r.partition for r in g] for g in executors.group_ranges(ranges, tasks=2)] == [[0, 1], [2, 3]]
+    assert [[r.partition for r in g] for g in executors.group_ranges(ranges, tasks=8)] == [[1], [2], [3], [0]]
+    small = [KafkaOffsetRange("t", p, 10, 10 + size) for p, size in enumerate([50, 0, 60])]
+    assert [[r.partition for r in g] for g in executors.group_ranges(small, tasks=2)] == [[0, 2]]  # one task
+    assert executors.group_ranges([KafkaOffsetRange("t", 0, 5, 5)], tasks=2) == []
