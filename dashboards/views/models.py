@@ -24,6 +24,7 @@ from dashboards.analytics import (
 from dashboards.auth import Role
 from dashboards.charts import comparison_chart, metrics_over_time_chart, tuning_heatmap
 from dashboards.views.common import database_section, empty_state, service_banners
+from dashboards.views.realtime_value import realtime_value_panel
 from dashboards.services import database, database_key
 from dashboards.session import require_role
 from fma_platform.model_runs import (
@@ -75,6 +76,7 @@ def models_page() -> None:
         _tuning(runs)
         _comparison(runs)
         _segments(runs)
+        realtime_value_panel()
 
 
 def _champion(runs: pd.DataFrame, family: RunFamily) -> None:
