@@ -66,7 +66,7 @@ MONGO_ACCOUNTS: tuple[MongoAccount, ...] = (
         grants={
             **{c: READ for c in (C.TRACKS, C.TRACK_FEATURES, C.SIMILAR_TRACKS, C.RECOMMENDATIONS,
                                  C.REALTIME_RECOMMENDATIONS, C.LISTENING_EVENTS, C.ETL_RUNS, C.QUARANTINE,
-                                 C.DATA_QUALITY, C.MODEL_RUNS, C.TRENDING, C.STREAM_METRICS)},
+                                 C.DATA_QUALITY, C.MODEL_RUNS, C.TRENDING, C.STREAM_METRICS, C.REALTIME_VALUE)},
             C.USERS: READ | {"insert"} | OWN,
             C.LOGIN_ATTEMPTS: READ | {"insert"} | REMOVE | OWN,
             C.REJECTED_REPORTS: READ | WRITE | OWN,
@@ -89,7 +89,7 @@ MONGO_ACCOUNTS: tuple[MongoAccount, ...] = (
             **{c: READ for c in Collection},
             **{c: READ | WRITE | OWN for c in (C.TRACKS, C.TRACK_FEATURES, C.ETL_RUNS, C.DATA_QUALITY,
                                                C.SIMILAR_TRACKS, C.RECOMMENDATIONS, C.MODEL_RUNS,
-                                               C.LISTENING_EVENTS, C.SIMULATED_LISTENERS)},
+                                               C.LISTENING_EVENTS, C.SIMULATED_LISTENERS, C.REALTIME_VALUE)},
             C.QUARANTINE: READ | WRITE | REMOVE | OWN,
         },
     ),
