@@ -45,12 +45,12 @@ from datetime import datetime, timezone
 
 from fma_platform.embeddings import embeddings_from_frame
 from fma_platform.events import to_document
-from fma_platform.model_runs import Metric, metric_interval
+from fma_platform.model_runs import COLD, HEAVY, NEW_TRACKS, REGULAR, Metric, metric_interval, segment_key
 from fma_platform.settings import get_settings
 from infra.services import spark_env
 from simulator import GroundTruth, behaviour, simulate, synthetic_catalogue
 from simulator.ground_truth import LATENT_DIMS, LATENT_GENRE_SHARE
-from spark_jobs.metrics import COLD, HEAVY, NEW_TRACKS, REGULAR, Bootstrap, gain_interval, segment_key
+from spark_jobs.metrics import Bootstrap, gain_interval
 from spark_jobs.recommend import reference
 from spark_jobs.recommend.events import TRACK_ID, USER_ID, events_from_documents
 from spark_jobs.recommend.interactions import STRENGTH, split_by_time

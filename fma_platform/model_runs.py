@@ -92,6 +92,28 @@ def interval_key(metric: str, bound: str) -> str:
     return f"{metric}_{bound}"
 
 
+# Per-segment figures of a run (``spark_jobs.metrics.segment_report`` writes them, the models
+# page reads them): ``segment:<segment>:<name>``; a bound is ``segment:<segment>:<metric>_ci_low``.
+COLD, REGULAR, HEAVY, NEW_TRACKS = "cold", "regular", "heavy", "new_tracks"
+LISTENER_SEGMENTS = (COLD, REGULAR, HEAVY)
+SEGMENTS = (*LISTENER_SEGMENTS, NEW_TRACKS)
+SEGMENT_PREFIX = "segment"
+SEGMENT_COUNT = "n_users"  # segment:<segment>:n_users, the listeners scored in it
+HEAVY_MIN_EVENTS = "min_events"  # segment:heavy:min_events, the smallest heavy count
+NEW_TRACK_COUNT = "n_tracks"  # segment:new_tracks:n_tracks
+
+
+def segment_key(segment: str, name: str) -> str:
+    """``("cold", "ndcg_at_k")`` -> ``"segment:cold:ndcg_at_k"``: where a segment's figure is stored.
+
+    A metric's interval bound is ``segment_key(s, interval_key(m, bound))``, which equals
+    ``interval_key(segment_key(s, m), bound)``: one naming rule for both.
+    """
+    if segment not in SEGMENTS:
+        raise ValueError(f"segment must be one of {SEGMENTS}, got {segment!r}")
+    return f"{SEGMENT_PREFIX}:{segment}:{name}"
+
+
 def metric_interval(metrics: dict[str, Any], metric: str) -> tuple[float, float] | None:
     """``(low, high)`` stored for ``metric`` in a run's ``metrics``; None when it has none."""
     low, high = (metrics.get(interval_key(metric, bound)) for bound in CI_BOUNDS)

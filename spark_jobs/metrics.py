@@ -69,7 +69,22 @@ import numpy as np
 from scipy.spatial.distance import pdist
 
 from fma_platform.errors import PlatformError
-from fma_platform.model_runs import CI_CONFIDENCE, CI_HIGH, CI_LOW, CI_RESAMPLES, Metric, interval_key
+from fma_platform.model_runs import (
+    CI_CONFIDENCE,
+    CI_HIGH,
+    CI_LOW,
+    CI_RESAMPLES,
+    COLD,
+    HEAVY,
+    HEAVY_MIN_EVENTS,
+    LISTENER_SEGMENTS,
+    NEW_TRACK_COUNT,
+    NEW_TRACKS,
+    REGULAR,
+    Metric,
+    interval_key,
+)
+from fma_platform.model_runs import segment_key as stored_segment_key
 
 DEFAULT_K = 10
 DISTANCES = ("cosine", "euclidean")
@@ -479,23 +494,12 @@ def ranking_report(
 
 # --- segments: cold / regular / heavy listeners, new tracks ------------------------------
 
-COLD, REGULAR, HEAVY, NEW_TRACKS = "cold", "regular", "heavy", "new_tracks"
-LISTENER_SEGMENTS = (COLD, REGULAR, HEAVY)
-SEGMENTS = (*LISTENER_SEGMENTS, NEW_TRACKS)
-SEGMENT_PREFIX = "segment"
-HEAVY_MIN_EVENTS = "min_events"  # segment:heavy:min_events, the smallest heavy count
-NEW_TRACK_COUNT = "n_tracks"  # segment:new_tracks:n_tracks
-
-
 def segment_key(segment: str, name: str) -> str:
-    """``("cold", "ndcg_at_k")`` -> ``"segment:cold:ndcg_at_k"``: where a segment's figure is stored.
-
-    A metric's interval bound is ``segment_key(s, interval_key(m, bound))``, which equals
-    ``interval_key(segment_key(s, m), bound)``: one naming rule for both.
-    """
-    if segment not in SEGMENTS:
-        raise MetricInputError(f"segment must be one of {SEGMENTS}, got {segment!r}")
-    return f"{SEGMENT_PREFIX}:{segment}:{name}"
+    """``fma_platform.model_runs.segment_key`` (the stored name), with this module's error."""
+    try:
+        return stored_segment_key(segment, name)
+    except ValueError as exc:
+        raise MetricInputError(str(exc)) from None
 
 
 @dataclass(frozen=True)

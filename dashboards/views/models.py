@@ -28,8 +28,9 @@ from dashboards.views.realtime_value import realtime_value_panel
 from dashboards.services import database, database_key
 from dashboards.session import require_role
 from fma_platform.model_runs import (
-    CHAMPION_METRIC, CI_BOUNDS, CI_CONFIDENCE, CI_HIGH, CI_LOW, RECOMMENDATION_METRICS, Metric, RunFamily,
-    interval_key, metric_label,
+    CHAMPION_METRIC, CI_BOUNDS, CI_CONFIDENCE, CI_HIGH, CI_LOW, COLD, HEAVY, HEAVY_MIN_EVENTS, NEW_TRACKS,
+    RECOMMENDATION_METRICS, REGULAR, SEGMENT_COUNT, SEGMENT_PREFIX, Metric, RunFamily, interval_key, metric_label,
+    segment_key,
 )
 
 RECOMMENDATIONS = RunFamily.RECOMMENDATIONS
@@ -39,21 +40,16 @@ NO_CHAMPION = {
     RunFamily.RECOMMENDATIONS: "the first training run that beats the baselines becomes one",
     RunFamily.SIMILAR_TRACKS: "the similar-tracks job publishes one on its first run",
 }
-# Per-segment figures as the training job stores them (``spark_jobs.metrics.segment_key``):
-# ``segment:<segment>:<name>``, a bound ``segment:<segment>:<metric>_ci_low``.
-SEGMENT_PREFIX = "segment:"
 SEGMENT_TITLES = {  # in table order; the definitions are spark_jobs.metrics' SegmentRule
-    "cold": "cold listeners (<= 5 training events)",
-    "regular": "regular listeners",
-    "heavy": "heavy listeners (top decile by training events)",
-    "new_tracks": "new tracks (no training play)",
+    COLD: "cold listeners (<= 5 training events)",
+    REGULAR: "regular listeners",
+    HEAVY: "heavy listeners (top decile by training events)",
+    NEW_TRACKS: "new tracks (no training play)",
 }
 SEGMENT_METRICS: tuple[Metric, ...] = (
     Metric.NDCG_AT_K, Metric.HIT_RATE_AT_K, Metric.RECALL_AT_K, Metric.CATALOGUE_COVERAGE_AT_K,
     Metric.INTRA_LIST_DIVERSITY_AT_K, Metric.NOVELTY_AT_K,
 )
-SEGMENT_COUNT = "n_users"  # listeners scored in a segment
-HEAVY_MIN_EVENTS = f"{SEGMENT_PREFIX}heavy:min_events"
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -134,7 +130,7 @@ def interval_table(compared: pd.DataFrame) -> pd.DataFrame:
 
 def segment_names(runs: pd.DataFrame) -> tuple[str, ...]:
     """Every per-segment figure name recorded in ``runs`` (``segment:...``)."""
-    return tuple(sorted(name for name in runs["metric"].unique() if str(name).startswith(SEGMENT_PREFIX)))
+    return tuple(sorted(name for name in runs["metric"].unique() if str(name).startswith(f"{SEGMENT_PREFIX}:")))
 
 
 def segment_table(compared: pd.DataFrame, *, k: int | None) -> pd.DataFrame:
@@ -142,13 +138,13 @@ def segment_table(compared: pd.DataFrame, *, k: int | None) -> pd.DataFrame:
     ``champion_vs_baselines`` rows of per-segment figures; segments in ``SEGMENT_TITLES`` order."""
     parts = []
     for segment, title in SEGMENT_TITLES.items():
-        count = compared[compared["metric"] == f"{SEGMENT_PREFIX}{segment}:{SEGMENT_COUNT}"]
+        count = compared[compared["metric"] == segment_key(segment, SEGMENT_COUNT)]
         if count.empty:
             continue
         parts.append(count.assign(segment=title, shown="listeners scored",
                                   cell=[f"{value:.0f}" for value in count["value"]]))
         for metric in SEGMENT_METRICS:
-            cells = interval_cells(compared, [f"{SEGMENT_PREFIX}{segment}:{metric}"])
+            cells = interval_cells(compared, [segment_key(segment, metric)])
             parts.append(cells.assign(segment=title, shown=metric_label(metric, k)))
     if not parts:
         return pd.DataFrame()
@@ -209,7 +205,7 @@ def _segments(runs: pd.DataFrame) -> None:
     if compared.empty or champion is None:
         empty_state("per-segment metrics", "the training job scores each segment with every final and baseline run")
         return
-    heavy = run_metric(runs, champion["run_id"], HEAVY_MIN_EVENTS)
+    heavy = run_metric(runs, champion["run_id"], segment_key(HEAVY, HEAVY_MIN_EVENTS))
     threshold = "" if heavy is None else f" (here: at least {heavy:.0f} events)"
     st.caption(
         "Listeners by their events in the training window: cold at most 5, heavy above the 90th percentile of all "

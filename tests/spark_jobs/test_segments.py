@@ -11,12 +11,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fma_platform.model_runs import CI_HIGH, CI_LOW, Metric, interval_key
+from fma_platform.model_runs import CI_HIGH, CI_LOW, COLD, HEAVY, NEW_TRACKS, REGULAR, Metric, interval_key
 from spark_jobs.metrics import (
-    COLD,
-    HEAVY,
-    NEW_TRACKS,
-    REGULAR,
     Bootstrap,
     MetricInputError,
     SegmentRule,
