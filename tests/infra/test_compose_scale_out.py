@@ -28,6 +28,8 @@ def test_airflow_runs_celery_on_redis_with_postgres_results(services):
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{values['REDIS_PASSWORD']}@redis:6379/0"
         assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://airflow:")
+        # Prefork children are daemonic: a task starting processes failed there (tests/production).
+        assert env["AIRFLOW__CELERY__POOL"] == "solo", name
     assert services["redis"]["command"][:2] == ["redis-server", "--bind"]
     assert values["REDIS_PASSWORD"] in services["redis"]["command"]
 
