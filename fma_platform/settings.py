@@ -154,8 +154,10 @@ class Settings(BaseSettings):
     # Where the stream's per-listener work runs (issue 16): "executors" (decode and store on
     # the executors, then listeners partitioned by user_id, each partition ranking and writing
     # its listeners; the driver only coordinates) or "driver" (every step in the driver
-    # process; kept so benchmarks/bench_streaming_throughput.py can compare both).
-    stream_execution: Literal["driver", "executors"] = "executors"
+    # process; kept so benchmarks/bench_streaming_throughput.py can compare both). Default
+    # driver: on the 2-core machine a Spark job per micro-batch cost more than it spread
+    # (bench_streaming_latency.py --execution executors,driver at 100 ev/s: p95 7.0 s vs 1.8 s).
+    stream_execution: Literal["driver", "executors"] = "driver"
     # The stream's data writes: "mongo" (the platform), or "count" (benchmarks only: events,
     # dead letters, recommendations and trending are counted, not written; histories are the
     # batch's own events), to measure the job's own ceiling apart from the database.

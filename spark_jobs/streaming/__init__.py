@@ -1,9 +1,9 @@
 """The real-time loop: listening events from Kafka -> fresh recommendations in MongoDB.
 
 A Structured Streaming query reads the events topic and hands each micro-batch to a
-``foreachBatch`` handler. With ``FMA_STREAM_EXECUTION=executors`` (the default) the driver
-only coordinates and the steps below run in Spark tasks, listeners partitioned by
-``user_id`` (``executors``); with ``driver`` they all run in the driver process. Either way:
+``foreachBatch`` handler. With ``FMA_STREAM_EXECUTION=driver`` (the default) the steps below
+run in the driver process; with ``executors`` the driver only coordinates and they run in
+Spark tasks, listeners partitioned by ``user_id`` (``executors``). Either way:
 
 1. decodes every record with the event contract; malformed payloads and unknown tracks
    go to ``dead_letters`` keyed by (topic, partition, offset): the stream never stops

@@ -1,7 +1,7 @@
 """``RecommendationStream``: one micro-batch, from its Kafka records to every write it makes.
 
-Where it runs is the setting ``stream_execution``: ``executors`` (the default,
-``spark_jobs.streaming.executors``: listeners partitioned by ``user_id`` over the
+Where it runs is the setting ``stream_execution``: ``executors``
+(``spark_jobs.streaming.executors``: listeners partitioned by ``user_id`` over the
 executors, the driver only coordinates) or ``driver`` (this module's ``process``: every
 step in the driver process, on records read by the ``DriverBatchReader``).
 

@@ -1,7 +1,7 @@
 """One micro-batch on the executors: the per-listener work partitioned by listener.
 
-``FMA_STREAM_EXECUTION=executors`` (the default). The ``foreachBatch`` handler on the
-driver only coordinates: it makes sure the ranking models are broadcast
+``FMA_STREAM_EXECUTION=executors`` (the default is ``driver``: see the settings). The
+``foreachBatch`` handler on the driver only coordinates: it makes sure the ranking models are broadcast
 (``models.ModelBroadcast``), runs ONE Spark job over the batch DataFrame, merges the small
 per-partition summaries it returns, applies the batch's trending increments and writes the
 batch's metrics document. The job has two stages:
