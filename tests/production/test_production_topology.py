@@ -250,7 +250,7 @@ def stack(request):
     values = compose_values(root / "data")
     (root / "data").mkdir()
     topology = Topology.build(render(values, root), root)
-    base = {**machine_env(get_settings().cache_dir), RUN_MARKER: str(root)}
+    base = {**machine_env(get_settings().numba_cache_dir, root / "cache"), RUN_MARKER: str(root)}
     processes = Processes(root / "logs")
     master_env = topology.environment("spark-master")
     cluster_context = standalone_cluster(2, 1, "1g", root / "spark", env={

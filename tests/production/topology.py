@@ -161,13 +161,18 @@ def without_jars(command: list[str]) -> list[str]:
     return command[:index] + command[index + 2:]
 
 
-def machine_env(cache_dir: Path) -> dict[str, str]:
-    """What the image gives every container (Dockerfile ENV), as this machine has it."""
+def machine_env(numba_cache: Path, own_cache: Path) -> dict[str, str]:
+    """What the image gives every container (Dockerfile ENV), as this machine has it.
+
+    Caches are the run's own (``own_cache``: a container's home is its own, and the warm
+    extractor server started there must not be the one this checkout's other runs share),
+    except numba's compiled kernels (``numba_cache``), which only save the JIT time.
+    """
     from infra.services import VENV_BIN, java_home
 
     keep = {name: value for name, value in os.environ.items()
             if not name.startswith(("FMA_", "AIRFLOW", "SPARK_", "PYSPARK_"))}
     return {**keep, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "JAVA_HOME": java_home(),
             "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1",
-            "NUMBA_CACHE_DIR": str(cache_dir / "numba"), "SPARK_LOCAL_IP": LOOPBACK,
+            "NUMBA_CACHE_DIR": str(numba_cache), "FMA_CACHE_DIR": str(own_cache), "SPARK_LOCAL_IP": LOOPBACK,
             "PYTHONPATH": str(PROJECT_ROOT)}
