@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from fma_platform.settings import get_settings
 from plugins.callbacks import etl_run_failed
 from plugins.operators import PlatformSparkSubmitOperator
 from plugins.platform_hooks import TRACK_FEATURES_ASSET
@@ -96,8 +97,10 @@ def fma_etl():
     def chunks_of(plan: dict) -> list[dict]:
         return plan["chunks"]
 
-    # Each chunk also stops its extractor after the chunk's own limit (pipeline.chunking).
-    @task(max_active_tis_per_dagrun=1, retries=3, execution_timeout=EXTRACT_TASK_TIMEOUT)
+    # Each chunk also stops its extractor after the chunk's own limit (pipeline.chunking);
+    # chunks at once: Settings.extract_parallel_chunks (one per Celery worker under compose).
+    @task(max_active_tis_per_dagrun=get_settings().extract_parallel_chunks, retries=3,
+          execution_timeout=EXTRACT_TASK_TIMEOUT)
     def extract_chunk(chunk: dict, params: dict | None = None) -> dict:
         from pipeline import etl
 

@@ -211,6 +211,10 @@ class Settings(BaseSettings):
 
     # Extraction.
     extract_workers: int = 2
+    # Extraction chunks of one fma_etl run that may run at once (read when the DAG is parsed).
+    # 1 on one machine (a chunk's `workers` processes already use its cores); under compose,
+    # one per Celery worker replica, so added machines extract in parallel.
+    extract_parallel_chunks: int = Field(default=1, ge=1)
     extract_chunk_size: int = 50
     # The warm extraction server (audio_features/server.py): when on, `python -m
     # audio_features extract` runs in one long-lived process per checkout that has paid the

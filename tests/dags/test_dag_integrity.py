@@ -66,6 +66,12 @@ def test_every_etl_task_has_a_wall_clock_limit(dag_bag):
     assert dag.params["chunk_size"] == 0  # chosen from the dataset unless a run says otherwise
 
 
+def test_extraction_chunks_at_once_follow_the_setting(dag_bag, settings):
+    """One chunk at a time on one machine; one per Celery worker under compose (its setting)."""
+    extract = dag_bag.dags["fma_etl"].get_task("extract_chunk")
+    assert extract.max_active_tis_per_dagrun == settings.extract_parallel_chunks == 1
+
+
 def test_dags_start_unpaused_on_both_stacks(settings):
     """fma_training is scheduled on the ETL's asset: a paused DAG would never follow an
     ETL run a data engineer triggers from the UI."""

@@ -41,6 +41,9 @@ def test_workers_scale_by_replicas(services, tmp_path):
     more = json.loads(render(tmp_path, {**unique_values(), "AIRFLOW_WORKERS": "5", "SPARK_WORKERS": "3"}).stdout)
     assert more["services"]["airflow-worker"]["deploy"]["replicas"] == 5
     assert more["services"]["spark-worker"]["deploy"]["replicas"] == 3
+    # fma_etl extracts one chunk per worker replica at once (the DAG processor reads it at parse time)
+    assert environment(services["airflow-dag-processor"])["FMA_EXTRACT_PARALLEL_CHUNKS"] == "2"
+    assert environment(more["services"]["airflow-dag-processor"])["FMA_EXTRACT_PARALLEL_CHUNKS"] == "5"
 
 
 def test_only_the_celery_workers_hold_the_streaming_logins(services):
