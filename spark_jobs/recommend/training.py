@@ -64,7 +64,9 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "train-als"
 DEFAULT_GRID = "rank=8,16;regParam=0.01,0.1;alpha=1,10;maxIter=10"
-DEFAULT_MIN_TRAIN_TRACKS = 5
+# A listener with one training track is evaluated too: cold listeners (<= 5 training events,
+# spark_jobs.metrics.SegmentRule) are a segment the models page reports, so none may be left out.
+DEFAULT_MIN_TRAIN_TRACKS = 1
 NDCG = Metric.NDCG_AT_K.value
 BASELINE_RANDOM = "random"
 BASELINE_MOST_POPULAR = "most_popular"
