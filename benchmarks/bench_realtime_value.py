@@ -28,12 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_recommenders import START  # noqa: E402
+from benchmarks.bench_recommenders import simulated_listening  # noqa: E402
 from fma_platform.embeddings import embeddings_from_frame  # noqa: E402
-from fma_platform.events import to_document  # noqa: E402
 from fma_platform.settings import get_settings  # noqa: E402
 from infra.services import spark_env  # noqa: E402
-from simulator import simulate, synthetic_catalogue  # noqa: E402
 from simulator.ground_truth import GroundTruth  # noqa: E402
 from spark_jobs.metrics import Bootstrap, Interval  # noqa: E402
 from spark_jobs.recommend import realtime_value as rv  # noqa: E402
@@ -51,14 +49,6 @@ K = 10
 ROWS = (("live: the stream's list after each event", rv.LIVE),
         ("batch: trained ALS top-10 before the holdout", rv.BATCH),
         ("uplift: live - batch, paired per listener", rv.UPLIFT))
-
-
-def simulated_listening(args) -> tuple[list[dict], object]:
-    """The listening of ``bench_recommenders`` (same catalogue, 28 days from ``START``) under ``args.ground_truth``."""
-    catalogue = synthetic_catalogue(tracks=args.tracks)
-    result = simulate(catalogue, n_listeners=args.listeners, target_events=args.events, seed=args.seed,
-                      start=START, days=28, ground_truth=args.ground_truth)
-    return [to_document(event) for event in result.events()], catalogue
 
 
 def ground_truth_setup(ground_truth: str) -> str:
@@ -111,7 +101,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     print(f"ground truth: {ground_truth_setup(args.ground_truth)}", flush=True)
-    documents, catalogue = simulated_listening(args)
+    documents, catalogue = simulated_listening(args, GroundTruth(args.ground_truth))  # bench_recommenders' listening
     simulate_s = round(time.perf_counter() - started, 1)
     bootstrap = Bootstrap(resamples=args.resamples, confidence=0.95, seed=args.seed)
     options = TrainingOptions(job_run_id="bench-realtime", grid=parse_grid(args.grid), k=K, seed=args.seed,
