@@ -31,6 +31,9 @@ JOB_PATH = PROJECT_ROOT / "spark_jobs" / "streaming_recommendations.py"
 # The job's application name on a Spark master (spark_jobs/streaming/job.py APP_NAME).
 APP_NAME = "streaming-recommendations"
 DEFAULT_MAX_STALENESS_S = 30.0
+# Under compose: a job the master started this recently may not have written its first
+# heartbeat yet (JVM, Kafka source, models): starting, not hung.
+DEFAULT_START_GRACE_S = 300.0
 DEFAULT_MAX_LAG = 10_000
 
 
@@ -166,7 +169,8 @@ def streaming_spec(
 
 def keep_streaming_alive(settings: Settings, *, max_lag: int = DEFAULT_MAX_LAG,
                          max_staleness_s: float = DEFAULT_MAX_STALENESS_S,
-                         job_settings: Settings | None = None) -> dict[str, Any]:
+                         job_settings: Settings | None = None,
+                         start_grace_s: float = DEFAULT_START_GRACE_S) -> dict[str, Any]:
     """Check the job; restart it when it is dead; raise ``StreamingLagError`` when it lags.
 
     Returns the health report, with ``restarted: True`` when the job had to be restarted.
@@ -182,7 +186,7 @@ def keep_streaming_alive(settings: Settings, *, max_lag: int = DEFAULT_MAX_LAG,
     except StreamingDeadError as dead:
         if settings.deployment == "compose":
             return resubmit_to_cluster(settings, job_settings or settings, dead,
-                                       max_staleness_s=max_staleness_s)
+                                       max_staleness_s=max_staleness_s, start_grace_s=start_grace_s)
         spec = streaming_spec(settings)
         process.stop(spec)  # a hung job still holds its pid record
         process.start(spec)
@@ -190,16 +194,43 @@ def keep_streaming_alive(settings: Settings, *, max_lag: int = DEFAULT_MAX_LAG,
         return report | {"restarted": True, "was": str(dead)}
 
 
+def _started_within(app: dict[str, Any], seconds: float) -> bool:
+    """Whether the master started ``app`` (its ``starttime``, epoch ms) less than ``seconds`` ago."""
+    started = app.get("starttime")
+    return isinstance(started, (int, float)) and time.time() - started / 1000 < seconds
+
+
+def _await_first_heartbeat(settings: Settings, starting: list[dict[str, Any]], *, grace_s: float,
+                           max_staleness_s: float) -> dict[str, Any] | None:
+    """Wait, until the oldest of ``starting`` is ``grace_s`` old, for a live heartbeat: the
+    health report (``starting``: the application ids), or None when none came."""
+    from fma_platform.mongo import platform_db
+
+    db = platform_db(settings, timeout_ms=3000)
+    until = min(app["starttime"] for app in starting) / 1000 + grace_s
+    while True:
+        try:
+            report = streaming_health(db, max_lag=2**62, max_staleness_s=max_staleness_s)
+            return report | {"restarted": False, "starting": ", ".join(app["id"] for app in starting)}
+        except StreamingDeadError:
+            if time.time() >= until:
+                return None
+        time.sleep(2)
+
+
 def resubmit_to_cluster(settings: Settings, job_settings: Settings, dead: StreamingDeadError, *,
                         max_staleness_s: float = DEFAULT_MAX_STALENESS_S,
-                        start_timeout: float = 240.0) -> dict[str, Any]:
+                        start_timeout: float = 240.0,
+                        start_grace_s: float = DEFAULT_START_GRACE_S) -> dict[str, Any]:
     """Under compose: submit the job to the standalone master again, unless it still runs there.
 
     The master's status page (``infra.spark_cluster``) is the one place that knows every
     running copy, wherever its driver lives. An application of the job's name that is still
     RUNNING or WAITING while the heartbeat is dead is hung: the watchdog cannot kill it (the
     master's UI kills nothing) and never starts a second one beside it, so it raises
-    ``StreamingDeadError`` naming the application (an alert for a person). Otherwise it
+    ``StreamingDeadError`` naming the application (an alert for a person) -- unless every such
+    application started less than ``start_grace_s`` ago: a starting job (compose just came
+    up) is given until then to write a live heartbeat, and is only hung if it does not. Otherwise it
     starts ``spark-submit`` in client mode as a detached process (its driver outlives the
     task) and waits for the new run's heartbeat. Raises ``StreamingDeadError`` when the new
     job exits or shows no live heartbeat within ``start_timeout``.
@@ -209,6 +240,11 @@ def resubmit_to_cluster(settings: Settings, job_settings: Settings, dead: Stream
 
     webui = settings.spark_master_webui_url or master_ui_url(job_settings.spark_master)
     running = active_apps(master_status(webui), APP_NAME)
+    if running and start_grace_s > 0 and all(_started_within(app, start_grace_s) for app in running):
+        report = _await_first_heartbeat(settings, running, grace_s=start_grace_s,
+                                        max_staleness_s=max_staleness_s)
+        if report is not None:
+            return report
     if running:
         ids = ", ".join(app["id"] for app in running)
         raise StreamingDeadError(f"{dead} and the master still runs {APP_NAME} ({ids}): the job is hung; "

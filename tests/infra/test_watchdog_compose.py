@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+from fma_platform.contracts import Collection
+from fma_platform.stream_status import QUERY_NAME, running_heartbeat
 from infra.spark_cluster import SparkClusterError, active_apps, master_ui_url, standalone_cluster
 from infra.streaming import APP_NAME, StreamingDeadError, keep_streaming_alive
 
@@ -63,8 +66,19 @@ def test_a_hung_copy_on_the_master_is_reported_and_no_second_one_is_started(mong
                 "deployment": "compose", "spark_master": cluster.master_url,
                 "spark_master_webui_url": cluster.webui_url, "mongo_db": mongo_db.name,
                 "state_dir": tmp_path / "state"})
+            # No grace: a copy on the master with a dead heartbeat is hung.
             with pytest.raises(StreamingDeadError, match=f"still runs {APP_NAME} \\({held}\\).*not starting a second"):
-                keep_streaming_alive(compose, max_staleness_s=30)
+                keep_streaming_alive(compose, max_staleness_s=30, start_grace_s=0)
+            # Within its start-up grace (compose just came up) it is starting: the watchdog waits for
+            # its first heartbeat instead of alerting.
+            beat = threading.Timer(2.0, lambda: mongo_db[Collection.STREAM_METRICS].insert_one(
+                running_heartbeat(query_name=QUERY_NAME, query_id="q", run_id="r", is_active=True, status=None,
+                                  error=None, last_batch_id=None, end_offsets={}, lag={},
+                                  started_at_epoch=time.time()).document()))
+            beat.start()
+            report = keep_streaming_alive(compose, max_staleness_s=30, start_grace_s=120)
+            beat.join()
+            assert report["starting"] == held and report["restarted"] is False
             status = cluster.status()
             assert [app["id"] for app in active_apps(status, APP_NAME)] == [held]
             assert not (compose.logs_dir / f"{APP_NAME}-resubmitted.log").exists()  # nothing was submitted
