@@ -70,15 +70,20 @@ def mongo_server(settings):
     process.stop(spec)
 
 
-@pytest.fixture()
-def mongo_db(mongo_server):
-    """A fresh, uniquely named database on the session's server, dropped afterwards."""
+def fresh_database(server_settings):
+    """A fresh, uniquely named database on the session's server, dropped when the generator ends."""
     from fma_platform.mongo import mongo_client
 
-    client = mongo_client(mongo_server)
+    client = mongo_client(server_settings)
     name = f"test_{uuid.uuid4().hex[:10]}"
     yield client[name]
     client.drop_database(name)
+
+
+@pytest.fixture()
+def mongo_db(mongo_server):
+    """A fresh, uniquely named database on the session's server, dropped afterwards."""
+    yield from fresh_database(mongo_server)
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,11 @@ from kafka import KafkaProducer
 from fma_platform.contracts import Collection
 from fma_platform.events import encode_event
 from fma_platform.kafka import ensure_topics, spark_kafka_options
-from fma_platform.mongo import mongo_client
 from fma_platform.stream_status import BATCH_KIND, KIND
 from spark_jobs.streaming import executors
 from spark_jobs.streaming.batch import RecommendationStream, StreamConfig
 from spark_jobs.streaming.kafka_source import KAFKA_SCHEMA_DDL, DriverBatchReader, KafkaOffsetRange, KafkaSourceOptions
+from tests.conftest import fresh_database
 from tests.spark_jobs.streaming.conftest import T0, UNKNOWN_TRACK, cluster_of, event, record, seed_catalogue
 from tests.spark_jobs.streaming.test_stream_batch import publish_als
 
@@ -29,10 +29,8 @@ VOLATILE = {"stored_at", "received_at", "updated_at"}
 
 @pytest.fixture()
 def other_db(mongo_server):
-    client = mongo_client(mongo_server)
-    name = f"test_{uuid.uuid4().hex[:10]}"
-    yield client[name]
-    client.drop_database(name)
+    """A second fresh database beside ``mongo_db``."""
+    yield from fresh_database(mongo_server)
 
 
 def batch_frame(spark, records):
