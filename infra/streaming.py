@@ -200,13 +200,10 @@ def _started_within(app: dict[str, Any], seconds: float) -> bool:
     return isinstance(started, (int, float)) and time.time() - started / 1000 < seconds
 
 
-def _await_first_heartbeat(settings: Settings, starting: list[dict[str, Any]], *, grace_s: float,
+def _await_first_heartbeat(db, starting: list[dict[str, Any]], *, grace_s: float,
                            max_staleness_s: float) -> dict[str, Any] | None:
     """Wait, until the oldest of ``starting`` is ``grace_s`` old, for a live heartbeat: the
     health report (``starting``: the application ids), or None when none came."""
-    from fma_platform.mongo import platform_db
-
-    db = platform_db(settings, timeout_ms=3000)
     until = min(app["starttime"] for app in starting) / 1000 + grace_s
     while True:
         try:
@@ -239,9 +236,10 @@ def resubmit_to_cluster(settings: Settings, job_settings: Settings, dead: Stream
     from infra.spark_cluster import active_apps, master_status, master_ui_url
 
     webui = settings.spark_master_webui_url or master_ui_url(job_settings.spark_master)
+    db = platform_db(settings, timeout_ms=3000)
     running = active_apps(master_status(webui), APP_NAME)
     if running and start_grace_s > 0 and all(_started_within(app, start_grace_s) for app in running):
-        report = _await_first_heartbeat(settings, running, grace_s=start_grace_s,
+        report = _await_first_heartbeat(db, running, grace_s=start_grace_s,
                                         max_staleness_s=max_staleness_s)
         if report is not None:
             return report
@@ -259,7 +257,6 @@ def resubmit_to_cluster(settings: Settings, job_settings: Settings, dead: Stream
         popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  cwd=PROJECT_ROOT, env={**os.environ, **job_settings.as_env()},
                                  start_new_session=True)
-    db = platform_db(settings, timeout_ms=3000)
     deadline = time.monotonic() + start_timeout
     reason = str(dead)
     while time.monotonic() < deadline:
